@@ -1,0 +1,1 @@
+"""The Kanjona runbook: data, rendering, verification gate and alarm export."""

@@ -1,0 +1,347 @@
+"""Typed shape of the runbook data. Unknown keys are errors; every mapping knows its Loc."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, get_origin
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from .errors import Loc
+
+Severity = Literal["critical", "high", "medium", "low"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
+Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")]
+Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+Number = int | float
+# A value that is either literal or one `{placeholder}` naming an environment value.
+Threshold = Number | Annotated[str, Field(pattern=r"^\{[a-z][a-z0-9_]*\}$")]
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    anchor: SkipJsonSchema[Any] = Field(default=None, alias="__loc__", exclude=True, repr=False)
+
+    @property
+    def loc(self) -> Loc | None:
+        return self.anchor.loc if self.anchor is not None else None
+
+    def loc_of(self, *sub: str | int) -> Loc | None:
+        """Position of one of this node's keys or items (falls back to the node's own)."""
+        return self.anchor.at(*sub) if self.anchor is not None else None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_dicts(cls, data: Any) -> Any:
+        """Mappings typed as dict (not models) do not carry the loader's position entry."""
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                value = data.get(name)
+                if isinstance(value, dict) and get_origin(info.annotation) is dict:
+                    data = {**data, name: {k: v for k, v in value.items() if k != "__loc__"}}
+        return data
+
+
+# ---------------------------------------------------------------- environments
+
+
+class Environment(Node):
+    name: Slug
+    title: str
+    account: Annotated[str, Field(pattern=r"^\d{12}$")]
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
+    # Values that differ per environment; every environment declares the same keys.
+    values: dict[Ident, str | Number] = {}
+    # SNS topic name (in this environment's account and region) notified per severity.
+    alarm_topics: dict[Severity, str]
+
+
+class EnvironmentsFile(Node):
+    environments: Annotated[list[Environment], Field(min_length=1)]
+
+
+# ---------------------------------------------------------------- inventory and inputs
+
+ResourceType = Literal[
+    "lambda_function",
+    "dynamodb_table",
+    "sqs_queue",
+    "log_group",
+    "http_api",
+    "secret",
+    "canary",
+    "s3_bucket",
+    "cloudfront_distribution",
+    "sns_topic",
+    "dashboard",
+]
+
+
+class Resource(Node):
+    type: ResourceType
+    name: str  # pattern with environment placeholders, e.g. kanjona-{env}-lead-handler
+    description: str = ""
+
+
+class InventoryFile(Node):
+    resources: dict[Ident, Resource]
+
+
+class OperatorInput(Node):
+    """A value only the person on call knows; shown as <name> with how to find it."""
+
+    description: str
+    how_to_find: str
+    # What the verification gate substitutes: a value that exists in the seeded world.
+    sample: str
+
+
+class InputsFile(Node):
+    inputs: dict[Slug, OperatorInput]
+
+
+# ---------------------------------------------------------------- commands and content
+
+
+class Command(Node):
+    """One copy-paste block: shell (bash) or python (boto3)."""
+
+    caption: str = ""
+    shell: str | None = None
+    python: str | None = None
+    # JMESPath expressions that must be non-empty in the command's JSON output.
+    expect: list[str] = []
+    # The command is right but moto falls short: the gate expects it to fail, for this reason.
+    xfail: str | None = None
+    # The gate does not run this block, for this reason (printed in its report).
+    skip: str | None = None
+    stream: bool = False
+    timeout: Annotated[float, Field(gt=0, le=120)] = 30.0
+    # Changes state; None lets the gate decide from the API operations it calls.
+    mutates: bool | None = None
+    # Environments the command applies to (empty: all), e.g. a restore that only prod supports.
+    only: list[Slug] = []
+
+    @field_validator("shell", "python")
+    @classmethod
+    def _not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("code must not be empty")
+        return v
+
+    @property
+    def lang(self) -> str:
+        return "python" if self.python is not None else "bash"
+
+    @property
+    def code(self) -> str:
+        return (self.python if self.python is not None else self.shell) or ""
+
+
+class Step(Node):
+    text: str
+    details: list[str] = []
+    commands: list[Command] = []
+
+
+class TextBlock(Node):
+    text: str
+
+
+class ListBlock(Node):
+    items: list[str]
+    numbered: bool = False
+
+
+class StepsBlock(Node):
+    steps: list[Step]
+
+
+class CommandBlock(Node):
+    command: Command
+
+
+class CodeBlock(Node):
+    """Example code that is not a runbook command (another language, a header)."""
+
+    code: str
+    lang: str = "text"
+    caption: str = ""
+    # Why the gate cannot run it; printed in its report.
+    reason: str
+
+
+class TableBlock(Node):
+    columns: list[str]
+    rows: list[list[str]]
+
+
+class EnvColumn(Node):
+    title: str
+    value: str
+
+
+class EnvTableBlock(Node):
+    """A table with one row per environment: grows by itself when an environment is added."""
+
+    env_table: list[EnvColumn]
+
+
+class AdmonitionBlock(Node):
+    admonition: Literal["note", "info", "tip", "warning", "danger", "example"]
+    title: str = ""
+    text: str
+
+
+def _block_kind(v: Any) -> str | None:
+    if isinstance(v, BaseModel):
+        return type(v).__name__
+    if isinstance(v, dict):
+        for key, kind in _BLOCK_KEYS:
+            if key in v:
+                return kind
+    return None
+
+
+_BLOCK_KEYS = (
+    ("steps", "StepsBlock"),
+    ("items", "ListBlock"),
+    ("command", "CommandBlock"),
+    ("code", "CodeBlock"),
+    ("columns", "TableBlock"),
+    ("env_table", "EnvTableBlock"),
+    ("admonition", "AdmonitionBlock"),
+    ("text", "TextBlock"),
+)
+
+Block = Annotated[
+    Annotated[StepsBlock, Tag("StepsBlock")]
+    | Annotated[ListBlock, Tag("ListBlock")]
+    | Annotated[CommandBlock, Tag("CommandBlock")]
+    | Annotated[CodeBlock, Tag("CodeBlock")]
+    | Annotated[TableBlock, Tag("TableBlock")]
+    | Annotated[EnvTableBlock, Tag("EnvTableBlock")]
+    | Annotated[AdmonitionBlock, Tag("AdmonitionBlock")]
+    | Annotated[TextBlock, Tag("TextBlock")],
+    Discriminator(
+        _block_kind,
+        custom_error_type="block_kind",
+        custom_error_message="expected a block with one of the keys: "
+        + ", ".join(k for k, _ in _BLOCK_KEYS),
+    ),
+]
+
+
+class Section(Node):
+    id: Slug
+    title: str
+    content: list[Block] = []
+    sections: list[Section] = []
+
+
+class PageFile(Node):
+    """A page of the site other than an alarm: common issues, debugging, maintenance..."""
+
+    page: Slug
+    title: str
+    order: int = 100
+    intro: str = ""
+    sections: list[Section]
+
+
+# ---------------------------------------------------------------- alarms
+
+Comparison = Literal[
+    "GreaterThanThreshold",
+    "GreaterThanOrEqualToThreshold",
+    "LessThanThreshold",
+    "LessThanOrEqualToThreshold",
+]
+Statistic = Literal["SampleCount", "Average", "Sum", "Minimum", "Maximum"]
+
+
+class Metric(Node):
+    namespace: str
+    name: str
+    dimensions: dict[str, str] = {}
+    statistic: Statistic | None = None
+    # A percentile such as p99, for metrics like Duration and Latency.
+    extended_statistic: Annotated[str | None, Field(pattern=r"^p\d{1,2}(\.\d+)?$")] = None
+    period: Annotated[int, Field(ge=10)] = 300
+    unit: str | None = None
+
+
+class MetricQuery(Node):
+    """One line of metric math: a metric to fetch, or an expression over other ids."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z][a-zA-Z0-9_]*$")]
+    metric: Metric | None = None
+    expression: str | None = None
+    label: str = ""
+    return_data: bool = False
+
+
+class Resolution(Node):
+    when: str
+    action: str
+    commands: list[Command] = []
+
+
+class Alarm(Node):
+    id: Slug
+    name: str  # CloudWatch alarm name pattern, e.g. kanjona-{env}-lambda-errors
+    title: str
+    severity: Severity
+    summary: str  # one line: what the alarm means (goes into AlarmDescription)
+    description: str = ""
+    metric: Metric | None = None
+    metrics: list[MetricQuery] = []
+    comparison: Comparison
+    threshold: Threshold
+    evaluation_periods: Annotated[int, Field(ge=1)] = 1
+    datapoints_to_alarm: Annotated[int | None, Field(ge=1)] = None
+    treat_missing_data: Literal["breaching", "notBreaching", "ignore", "missing"] = "notBreaching"
+    impact: str = ""
+    investigation: list[Step]
+    resolution: list[Resolution]
+    related: list[Slug] = []
+    # Former ids or names whose URLs must keep working (redirects).
+    aliases: list[Slug] = []
+
+
+class AlarmGroupFile(Node):
+    group: Slug
+    title: str
+    order: int = 100  # position of the group in the navigation
+    intro: str = ""
+    alarms: Annotated[list[Alarm], Field(min_length=1)]
+
+
+# ---------------------------------------------------------------- escalation
+
+
+class SeverityLevel(Node):
+    severity: Severity
+    level: Annotated[str, Field(pattern=r"^P\d$")]
+    response_time: str
+    examples: str
+    notify: str = ""
+
+
+class Tier(Node):
+    level: str
+    title: str
+    duties: list[str]
+    escalate_after: str = ""
+
+
+class Contact(Node):
+    channel: str
+    value: str
+
+
+class EscalationFile(Node):
+    severity_levels: list[SeverityLevel]
+    path: list[Tier]
+    contacts: list[Contact]
+    contacts_note: str = ""
