@@ -360,3 +360,18 @@ def _check_metric(a: Alarm, numeric: set[str]) -> list[Problem]:
                 Problem(loc, f"threshold '{a.threshold}' must name a numeric value of every environment")
             )
     return problems
+
+
+_CACHE: dict[Path, tuple[tuple[tuple[str, float], ...], Catalog]] = {}
+
+
+def load_cached(root: Path | str | None = None) -> Catalog:
+    """`load`, reused while no file under root changed (the site build asks several times)."""
+    root = Path(root) if root else DEFAULT_ROOT
+    stamp = tuple(sorted((str(p), p.stat().st_mtime) for p in root.rglob("*.y*ml")))
+    hit = _CACHE.get(root)
+    if hit and hit[0] == stamp:
+        return hit[1]
+    catalog = load(root)
+    _CACHE[root] = (stamp, catalog)
+    return catalog

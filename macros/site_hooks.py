@@ -1,0 +1,48 @@
+"""MkDocs hooks: validate the data before anything is built, add one page per alarm, build the nav."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files
+
+from runbook.errors import RunbookError
+from runbook.load import Catalog, load_cached
+
+
+def _catalog(config: Any) -> Catalog:
+    try:
+        return load_cached(Path(config.config_file_path).parent / "runbook_data")
+    except RunbookError as err:
+        # Same lines as `runbook check`; the build stops instead of producing pages with holes.
+        raise PluginError(f"runbook data is invalid:\n{err}") from None
+
+
+def on_config(config: Any) -> Any:
+    cat = _catalog(config)
+    alarms_nav: list[Any] = [{"All alarms": "alarms/index.md"}]
+    for g in cat.groups:
+        alarms_nav.append({g.title: [{a.title: f"alarms/{a.id}.md"} for a in g.alarms]})
+    nav = []
+    for entry in config.nav or []:
+        if isinstance(entry, dict) and entry.get("Alarms") == "alarms/index.md":
+            entry = {"Alarms": alarms_nav}
+        nav.append(entry)
+    config.nav = nav
+    return config
+
+
+def on_files(files: Files, config: Any) -> Files:
+    cat = _catalog(config)
+    for a in cat.alarms:
+        stub = (
+            f"---\ntitle: {a.title}\nalarm: {a.id}\nsearch:\n  boost: 3\n"
+            f"description: \"{a.summary.replace(chr(34), '')}\"\n---\n\n"
+            f"# {a.title} (`{a.id}`)\n\n"
+            f'{{{{ alarm_page("{a.id}") }}}}\n'
+        )
+        if files.get_file_from_path(f"alarms/{a.id}.md") is None:
+            files.append(File.generated(config, f"alarms/{a.id}.md", content=stub))
+    return files

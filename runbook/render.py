@@ -1,0 +1,318 @@
+"""Catalog → Markdown (pure functions). Commands become one content tab per environment."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterable
+
+from . import placeholders
+from .load import Catalog
+from .model import (
+    AdmonitionBlock,
+    Alarm,
+    Block,
+    CodeBlock,
+    Command,
+    CommandBlock,
+    EnvTableBlock,
+    ListBlock,
+    Metric,
+    PageFile,
+    Section,
+    Step,
+    StepsBlock,
+    TableBlock,
+    TextBlock,
+)
+
+SEVERITY_ADMONITION = {"critical": "danger", "high": "warning", "medium": "info", "low": "note"}
+COMPARISON = {
+    "GreaterThanThreshold": ">",
+    "GreaterThanOrEqualToThreshold": "≥",
+    "LessThanThreshold": "<",
+    "LessThanOrEqualToThreshold": "≤",
+}
+# The marker before each code block that the verification gate reads (JSON after the colon).
+ANNOTATION = "<!-- runbook: {} -->"
+
+
+def _indent(text: str, n: int = 4) -> str:
+    return textwrap.indent(text, " " * n, lambda line: bool(line.strip()))
+
+
+def _code_span(text: str) -> str:
+    fence = "``" if "`" in text else "`"
+    return f"{fence}{text}{fence}"
+
+
+# ------------------------------------------------------------------ values and prose
+
+
+def per_env(cat: Catalog, pattern: str) -> dict[str, str]:
+    """`pattern` rendered in every environment (operator inputs as <name>)."""
+    return {
+        e.name: placeholders.substitute(pattern, cat.scope(e.name), lambda n: f"<{n}>")
+        for e in cat.environments
+    }
+
+
+def prose(cat: Catalog, text: str) -> str:
+    """Markdown text with placeholders: one value if all environments agree, else each labelled."""
+
+    def one(name: str) -> str:
+        if name in cat.inputs:
+            return f"&lt;{name}&gt;"
+        values = {e.name: cat.scope(e.name)[name] for e in cat.environments}
+        if len(set(values.values())) == 1:
+            return next(iter(values.values()))
+        return " / ".join(f"{v} ({env})" for env, v in values.items())
+
+    return placeholders.PLACEHOLDER.sub(lambda m: one(m.group(1)), text)
+
+
+def threshold(cat: Catalog, alarm: Alarm, env: str) -> float | int:
+    if isinstance(alarm.threshold, str):
+        value = cat.env(env).values[alarm.threshold.strip("{}")]
+        assert isinstance(value, int | float)
+        return value
+    return alarm.threshold
+
+
+def severity_badge(severity: str) -> str:
+    return f'<span class="rb-sev rb-sev-{severity}">{severity.capitalize()}</span>'
+
+
+# ------------------------------------------------------------------ commands
+
+
+def command_markdown(cat: Catalog, cmd: Command) -> str:
+    """A command as content tabs, one per environment, each block preceded by its annotation."""
+    parts: list[str] = []
+    if cmd.caption:
+        parts.append(prose(cat, cmd.caption) + "\n")
+    origin = f"{cmd.loc.file}:{cmd.loc.line}" if cmd.loc else None
+    meta: dict[str, object] = {"origin": origin}
+    for key in ("xfail", "skip"):
+        if getattr(cmd, key):
+            meta[key] = getattr(cmd, key)
+    if cmd.expect:
+        meta["expect"] = cmd.expect
+    if cmd.stream:
+        meta["stream"] = True
+    if cmd.timeout != 30.0:
+        meta["timeout"] = cmd.timeout
+    if cmd.mutates is not None:
+        meta["mutates"] = cmd.mutates
+    codes = per_env(cat, cmd.code.rstrip("\n"))
+    for env in cat.environments:
+        if cmd.only and env.name not in cmd.only:
+            body = f"Not applicable in {env.name}: this command applies to {', '.join(cmd.only)} only.\n"
+        else:
+            body = (
+                ANNOTATION.format(json.dumps(meta, sort_keys=True))
+                + f"\n```{cmd.lang}\n{codes[env.name]}\n```\n"
+            )
+        parts.append(f'=== "{env.name}"\n\n{_indent(body)}')
+    inputs = sorted({m.group(1) for m in placeholders.find(cmd.code) if m.group(1) in cat.inputs})
+    if inputs:
+        lines = ['!!! question "Fill in before running"']
+        for name in inputs:
+            spec = cat.inputs[name]
+            lines.append(
+                f"    - `<{name}>`: {prose(cat, spec.description)} "
+                f"*How to find it:* {prose(cat, spec.how_to_find)}"
+            )
+        parts.append("\n".join(lines) + "\n")
+    return "\n".join(parts)
+
+
+def commands_markdown(cat: Catalog, commands: Iterable[Command]) -> str:
+    return "\n".join(command_markdown(cat, c) for c in commands)
+
+
+def adhoc_command(cat: Catalog, code: str, lang: str = "bash") -> str:
+    """A command written in a hand-made page (through the `command` macro)."""
+    key = "python" if lang == "python" else "shell"
+    return command_markdown(cat, Command.model_validate({key: code}))
+
+
+# ------------------------------------------------------------------ blocks and sections
+
+
+def _step(cat: Catalog, number: int, step: Step) -> str:
+    body = prose(cat, step.text) + "\n"
+    if step.details:
+        body += "\n" + "\n".join(f"- {prose(cat, d)}" for d in step.details) + "\n"
+    if step.commands:
+        body += "\n" + commands_markdown(cat, step.commands)
+    first, _, rest = body.partition("\n")
+    return f"{number}. {first}\n{_indent(rest)}"
+
+
+def steps_markdown(cat: Catalog, steps: list[Step]) -> str:
+    return "\n".join(_step(cat, i, s) for i, s in enumerate(steps, 1))
+
+
+def _table(columns: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(columns) + " |", "|" + "|".join(" --- " for _ in columns) + "|"]
+    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(out) + "\n"
+
+
+def block_markdown(cat: Catalog, block: Block) -> str:
+    if isinstance(block, TextBlock):
+        return prose(cat, block.text).rstrip("\n") + "\n"
+    if isinstance(block, ListBlock):
+        mark = "1." if block.numbered else "-"
+        return "\n".join(f"{mark} {prose(cat, i)}" for i in block.items) + "\n"
+    if isinstance(block, StepsBlock):
+        return steps_markdown(cat, block.steps)
+    if isinstance(block, CommandBlock):
+        return command_markdown(cat, block.command)
+    if isinstance(block, CodeBlock):
+        origin = f"{block.loc.file}:{block.loc.line}" if block.loc else None
+        meta = {"origin": origin, "skip": block.reason}
+        caption = prose(cat, block.caption) + "\n\n" if block.caption else ""
+        code = prose(cat, block.code.rstrip("\n"))
+        return f"{caption}{ANNOTATION.format(json.dumps(meta, sort_keys=True))}\n```{block.lang}\n{code}\n```\n"
+    if isinstance(block, TableBlock):
+        return _table(block.columns, [[prose(cat, c) for c in row] for row in block.rows])
+    if isinstance(block, EnvTableBlock):
+        rows = [
+            [env.title + f" (`{env.name}`)"]
+            + [placeholders.substitute(c.value, cat.scope(env.name), lambda n: f"<{n}>") for c in block.env_table]
+            for env in cat.environments
+        ]
+        return _table(["Environment"] + [c.title for c in block.env_table], rows)
+    if isinstance(block, AdmonitionBlock):
+        title = f' "{block.title}"' if block.title else ""
+        return f"!!! {block.admonition}{title}\n\n{_indent(prose(cat, block.text))}\n"
+    raise TypeError(f"unknown block {block!r}")
+
+
+def section_markdown(cat: Catalog, section: Section, level: int = 2) -> str:
+    parts = [f"{'#' * level} {section.title} {{#{section.id}}}\n"]
+    parts += [block_markdown(cat, b) for b in section.content]
+    parts += [section_markdown(cat, s, level + 1) for s in section.sections]
+    return "\n".join(parts)
+
+
+def procedure_page(cat: Catalog, page_id: str) -> str:
+    page: PageFile = cat.page(page_id)
+    parts = [f"# {page.title}\n"]
+    parts += [prose(cat, page.intro) + "\n"] if page.intro else []
+    parts += [section_markdown(cat, s) for s in page.sections]
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------ alarms
+
+
+def metric_text(cat: Catalog, m: Metric) -> str:
+    stat = m.extended_statistic or m.statistic
+    dims = ", ".join(f"{k}={prose(cat, v)}" for k, v in m.dimensions.items())
+    return f"`{m.namespace}` `{m.name}` ({dims}), {stat} over {m.period} s"
+
+
+def alarm_page(cat: Catalog, alarm_id: str) -> str:
+    a = cat.alarm(alarm_id)
+    group = cat.group_of(alarm_id)
+    level = next(lv for lv in cat.escalation.severity_levels if lv.severity == a.severity)
+    sign = COMPARISON[a.comparison]
+    out = [
+        f'!!! {SEVERITY_ADMONITION[a.severity]} "{a.severity.capitalize()} · {level.level} · '
+        f'respond within {level.response_time}"\n',
+        _indent(prose(cat, a.summary)) + "\n",
+    ]
+    rows = []
+    for env in cat.environments:
+        name = per_env(cat, a.name)[env.name]
+        topic = env.alarm_topics[a.severity]
+        rows.append([f"{env.title} (`{env.name}`)", f"`{name}`", f"{sign} {threshold(cat, a, env.name)}", f"`{topic}`"])
+    out.append(_table(["Environment", "CloudWatch alarm", "Threshold", "Notifies (SNS)"], rows))
+
+    out.append("## What it means {#what-it-means}\n")
+    out.append(prose(cat, a.summary) + (" " + prose(cat, a.description) if a.description else "") + "\n")
+    if a.impact:
+        out.append(f"**Impact:** {prose(cat, a.impact)}\n")
+    if a.metric:
+        watched = metric_text(cat, a.metric)
+    else:
+        lines = []
+        for q in a.metrics:
+            if q.metric:
+                lines.append(f"`{q.id}` = {metric_text(cat, q.metric)}")
+            else:
+                lines.append(f"`{q.id}` = `{q.expression}`" + (f" ({q.label})" if q.label else ""))
+        watched = "the metric math below.\n\n" + "\n".join(f"- {line}" for line in lines)
+    out.append(
+        f"**Watches:** {watched}\n\n**Fires when** the value is {sign} the threshold for "
+        f"{a.datapoints_to_alarm or a.evaluation_periods} of {a.evaluation_periods} period(s); "
+        f"missing data is treated as `{a.treat_missing_data}`.\n"
+    )
+    out.append("## Severity {#severity}\n")
+    out.append(
+        f"{severity_badge(a.severity)} **{level.level}**: respond within {level.response_time}. "
+        f"{level.notify}. Escalation path: [Escalation](../escalation.md).\n"
+    )
+    out.append("## Investigation {#investigation}\n")
+    out.append(steps_markdown(cat, a.investigation))
+    out.append("## Resolution {#resolution}\n")
+    for r in a.resolution:
+        body = f"- **{prose(cat, r.when)}**: {prose(cat, r.action)}\n"
+        if r.commands:
+            body += "\n" + _indent(commands_markdown(cat, r.commands))
+        out.append(body)
+    out.append("## Related alarms {#related-alarms}\n")
+    if a.related:
+        for rel in a.related:
+            other = cat.alarm(rel)
+            out.append(f"- [{other.title}]({other.id}.md) {severity_badge(other.severity)}")
+        out.append("")
+    else:
+        out.append("None.\n")
+    out.append(f"*Group:* [{group.title}](index.md#{group.group})\n")
+    return "\n".join(out)
+
+
+def alarm_index(cat: Catalog) -> str:
+    out = []
+    envs = cat.environments
+    for g in cat.groups:
+        out.append(f"## {g.title} {{#{g.group}}}\n")
+        if g.intro:
+            out.append(prose(cat, g.intro) + "\n")
+        rows = []
+        for a in g.alarms:
+            names = per_env(cat, a.name)
+            rows.append(
+                [f"[{a.title}]({a.id}.md)", severity_badge(a.severity), g.title.removesuffix(" Alarms")]
+                + [f"`{names[e.name]}`" for e in envs]
+            )
+        out.append(_table(["Alarm", "Severity", "Service"] + [f"Name in {e.name}" for e in envs], rows))
+    return "\n".join(out)
+
+
+def escalation_page(cat: Catalog) -> str:
+    esc = cat.escalation
+    out = ["## Severity Levels {#severity-levels}\n"]
+    rows = []
+    for lv in esc.severity_levels:
+        alarms = [a for a in cat.alarms if a.severity == lv.severity]
+        links = ", ".join(f"[{a.title}](alarms/{a.id}.md)" for a in alarms) or "—"
+        rows.append(
+            [f"{lv.level} - {severity_badge(lv.severity)}", lv.response_time, lv.examples, lv.notify, links]
+        )
+    out.append(_table(["Level", "Response Time", "Examples", "Notify", "Alarms"], rows))
+    out.append("## Escalation Path {#escalation-path}\n")
+    for i, tier in enumerate(esc.path, 1):
+        body = "".join(f"    - {d}\n" for d in tier.duties)
+        if tier.escalate_after:
+            body += f"    - Escalate after {tier.escalate_after}\n"
+        out.append(f"{i}. **{tier.level} - {tier.title}**\n\n{body}")
+    out.append("## Contact Information {#contact-information}\n")
+    if esc.contacts_note:
+        out.append(esc.contacts_note + "\n")
+    out.append("\n".join(f"- {c.channel}: {c.value}" for c in esc.contacts) + "\n")
+    return "\n".join(out)
