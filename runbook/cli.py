@@ -1,0 +1,81 @@
+"""`runbook` command line: check, verify, export-alarms. User errors print located lines, exit 1."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import RunbookError
+from .load import load
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def _check(args: argparse.Namespace) -> int:
+    catalog = load(args.data)
+    print(
+        f"runbook data OK: {len(catalog.environments)} environments, {len(catalog.alarms)} alarms, "
+        f"{len(catalog.pages)} procedure pages, {len(catalog.commands())} commands"
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from . import export
+
+    catalog = load(args.data)
+    text = export.render_alarms(catalog, args.env, args.format, export.site_url(args.mkdocs))
+    if args.out:
+        export.write_atomic(Path(args.out), text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from . import gate
+
+    return gate.main(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="runbook", description=__doc__)
+    p.add_argument("--data", type=Path, default=PROJECT / "runbook_data", help="runbook_data folder")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="validate runbook_data/ and report every problem")
+    c.set_defaults(func=_check)
+
+    e = sub.add_parser("export-alarms", help="write CloudWatch alarm definitions for one environment")
+    e.add_argument("--env", required=True)
+    e.add_argument("--format", choices=["terraform", "cloudformation"], required=True)
+    e.add_argument("--out", help="file to write (atomically); default: standard output")
+    e.add_argument("--mkdocs", type=Path, default=PROJECT / "mkdocs.yml", help="where site_url is read")
+    e.set_defaults(func=_export)
+
+    v = sub.add_parser("verify", help="run every command of the site against moto")
+    v.add_argument("--env", action="append", dest="envs", metavar="ENV", help="repeatable; default: all")
+    v.add_argument("--static-only", action="store_true", help="no execution, only the static tier")
+    v.add_argument("--docs", type=Path, help="another docs folder (default: the site's)")
+    v.add_argument("--page", action="append", dest="pages", metavar="GLOB", help="only pages matching")
+    v.add_argument("--report", type=Path, help="write a JSON report here")
+    v.add_argument("--mkdocs", type=Path, default=PROJECT / "mkdocs.yml")
+    v.add_argument("--jobs", type=int, default=0, help="parallel sandboxes (default: CPU count)")
+    v.set_defaults(func=_verify)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except RunbookError as err:
+        print(err, file=sys.stderr)
+        print(f"{len(err.problems)} problem(s) found", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

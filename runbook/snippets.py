@@ -1,0 +1,160 @@
+"""Code blocks of rendered pages: where each one is, which environment it belongs to, what it claims."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .placeholders import FILL_IN
+
+SHELL_LANGS = {"bash", "sh", "shell", "console", "zsh"}
+PYTHON_LANGS = {"python", "py", "python3"}
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+.-]*)(?P<rest>.*)$")
+_TAB = re.compile(r'^(?P<indent>[ ]*)===[+!]?[ ]+"(?P<label>[^"]*)"')
+_ANNOTATION = re.compile(r"^[ \t]*<!--\s*runbook:\s*(?P<json>\{.*\})\s*-->[ \t]*$")
+_FRONT_ENV = re.compile(r"^env:\s*['\"]?(?P<env>[\w-]+)['\"]?\s*$")
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """One code block for one environment, as an engineer would copy it."""
+
+    page: str  # shown path, e.g. docs/alarms/lambda-errors.md
+    line: int  # 1-based line of the opening fence in the rendered page
+    env: str
+    lang: str  # "bash", "python", or the block's own language when not executable
+    text: str  # the code as rendered (dedented), fill-ins still as <name>
+    origin: str | None = None  # runbook_data file:line it was generated from
+    options: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def id(self) -> str:
+        return f"{self.page}:{self.line}[{self.env}]"
+
+    @property
+    def executable(self) -> bool:
+        return self.lang in ("bash", "python")
+
+    def fill_ins(self) -> list[str]:
+        return sorted({m.group(1) for m in FILL_IN.finditer(self.text)})
+
+
+class AnnotationError(ValueError):
+    """A `<!-- runbook: ... -->` marker that is not a JSON object."""
+
+
+def _console_commands(text: str) -> str:
+    """Commands of a console transcript: `$ ` lines (and their continuations), without output."""
+    out: list[str] = []
+    cont = False
+    for line in text.splitlines():
+        if line.startswith("$ "):
+            out.append(line[2:])
+            cont = line.rstrip().endswith("\\")
+        elif cont:
+            out.append(line)
+            cont = line.rstrip().endswith("\\")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _normalise(lang: str, text: str) -> tuple[str, str]:
+    low = lang.lower()
+    if low == "console":
+        return "bash", _console_commands(text)
+    if low in SHELL_LANGS:
+        return "bash", text
+    if low in PYTHON_LANGS:
+        return "python", text
+    return (low or "text"), text
+
+
+def extract(markdown: str, page: str, envs: Iterable[str], default_env: str) -> list[Snippet]:
+    """Every fenced block of a rendered page, one Snippet per environment it belongs to."""
+    env_names = set(envs)
+    lines = markdown.splitlines()
+    start = 0
+    page_env = default_env
+    if lines and lines[0].strip() == "---":
+        for i in range(1, len(lines)):
+            if lines[i].strip() == "---":
+                start = i + 1
+                break
+            m = _FRONT_ENV.match(lines[i])
+            if m:
+                page_env = m.group("env")
+    tabs: list[tuple[int, str]] = []  # open content tabs: (indent of the label, label)
+    pending: dict[str, object] | None = None
+    out: list[Snippet] = []
+    i = start
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.strip()
+        indent = len(line) - len(line.lstrip(" "))
+        if stripped:
+            while tabs and indent <= tabs[-1][0] and not (_TAB.match(line) and indent == tabs[-1][0]):
+                tabs.pop()
+        tab = _TAB.match(line)
+        if tab:
+            if tabs and tabs[-1][0] == indent:
+                tabs.pop()
+            tabs.append((indent, tab.group("label")))
+            i += 1
+            continue
+        ann = _ANNOTATION.match(line)
+        if ann:
+            try:
+                parsed = json.loads(ann.group("json"))
+            except json.JSONDecodeError as exc:
+                raise AnnotationError(f"{page}:{i + 1}: runbook annotation is not valid JSON: {exc.msg}") from None
+            if not isinstance(parsed, dict):
+                raise AnnotationError(f"{page}:{i + 1}: runbook annotation must be a JSON object")
+            pending = parsed
+            i += 1
+            continue
+        fence = _FENCE.match(line)
+        if fence:
+            mark, fence_indent = fence.group("fence"), fence.group("indent")
+            body: list[str] = []
+            j = i + 1
+            while j < len(lines):
+                close = lines[j].strip()
+                if close.startswith(mark[0] * len(mark)) and set(close) == {mark[0]}:
+                    break
+                body.append(lines[j][len(fence_indent) :] if lines[j].startswith(fence_indent) else lines[j].lstrip())
+                j += 1
+            lang, text = _normalise(fence.group("lang"), "\n".join(body) + "\n")
+            env_tab = next((label for _, label in reversed(tabs) if label in env_names), None)
+            options = pending or {}
+            origin = options.get("origin")
+            out.append(
+                Snippet(
+                    page=page,
+                    line=i + 1,
+                    env=env_tab or page_env,
+                    lang=lang,
+                    text=text,
+                    origin=str(origin) if origin else None,
+                    options={k: v for k, v in options.items() if k != "origin"},
+                )
+            )
+            pending = None
+            i = j + 1
+            continue
+        if stripped and not stripped.startswith("<!--"):
+            pending = None
+        i += 1
+    return out
+
+
+def extract_dir(rendered: Path, shown_prefix: str, envs: Iterable[str], default_env: str) -> list[Snippet]:
+    """All snippets of a folder of rendered pages, in page then line order."""
+    envs = list(envs)
+    out: list[Snippet] = []
+    for path in sorted(rendered.rglob("*.md")):
+        rel = path.relative_to(rendered).as_posix()
+        out += extract(path.read_text(encoding="utf-8"), f"{shown_prefix}{rel}", envs, default_env)
+    return out
