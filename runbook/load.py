@@ -283,7 +283,7 @@ def _cross_check(cat: Catalog, sources: dict[str, Source]) -> list[Problem]:
                         )
                     )
     numeric = {k for k in all_keys if all(isinstance(e.values.get(k), int | float) for e in cat.environments)}
-    for rname, res in cat.resources.items():
+    for res in cat.resources.values():
         for m in placeholders.find(res.name):
             if m.group(1) not in set(placeholders.BUILTINS) | set(all_keys):
                 problems.append(Problem(at(res), f"resource name may only use environment values: {res.name}"))
@@ -316,9 +316,8 @@ def _cross_check(cat: Catalog, sources: dict[str, Source]) -> list[Problem]:
             problems.append(Problem(at(cmd), "a command needs exactly one of 'shell' or 'python'"))
         for i, env_name in enumerate(cmd.only):
             if env_name not in seen_env:
-                problems.append(
-                    Problem(cmd.loc_of("only", i) or at(cmd), f"unknown environment '{env_name}'{_suggest(env_name, sorted(seen_env))}")
-                )
+                hint = _suggest(env_name, sorted(seen_env))
+                problems.append(Problem(cmd.loc_of("only", i) or at(cmd), f"unknown environment '{env_name}'{hint}"))
         if cmd.skip and cmd.xfail:
             problems.append(Problem(at(cmd), "a command cannot be both 'skip' and 'xfail'"))
 
@@ -352,7 +351,9 @@ def _check_metric(a: Alarm, numeric: set[str]) -> list[Problem]:
             problems.append(Problem(loc, f"alarm '{a.id}': exactly one metric query must have return_data"))
         for q in a.metrics:
             if (q.metric is None) == (q.expression is None):
-                problems.append(Problem(q.loc or loc, "a metric query needs exactly one of 'metric' or 'expression'"))
+                problems.append(
+                    Problem(q.loc or loc, "a metric query needs exactly one of 'metric' or 'expression'")
+                )
     if isinstance(a.threshold, str):
         name = a.threshold.strip("{}")
         if name not in numeric:
