@@ -1,0 +1,122 @@
+"""The built site: one page per alarm, a tab per environment on every command, self-contained."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from runbook.load import load
+from runbook.snippets import extract_dir
+
+from .conftest import ROOT, BuiltSite, build_site
+
+CATALOG = load(ROOT / "runbook_data")
+ENVS = [e.name for e in CATALOG.environments]
+
+
+def copy_project(dest: Path) -> Path:
+    """A throw-away copy of the project that a test may change and build."""
+    for name in ("docs", "runbook_data", "macros"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "mkdocs.yml", dest / "mkdocs.yml")
+    (dest / "runbook").symlink_to(ROOT / "runbook")
+    return dest
+
+
+def test_every_alarm_has_a_page_at_its_stable_url(built_site: BuiltSite) -> None:
+    for alarm in CATALOG.alarms:
+        page = built_site.site_dir / "alarms" / alarm.id / "index.html"
+        assert page.is_file(), f"missing page for alarm {alarm.id}"
+        html = page.read_text(encoding="utf-8")
+        for env in ENVS:
+            assert f"kanjona-{env}-{alarm.id}" in html
+
+
+def test_every_generated_command_has_one_tab_per_environment(built_site: BuiltSite) -> None:
+    snippets = extract_dir(built_site.rendered_dir, "docs/", ENVS, ENVS[0])
+    by_origin: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for s in snippets:
+        if s.origin and s.executable:
+            by_origin[(s.page, s.origin)].add(s.env)
+    assert len(by_origin) >= len(CATALOG.alarms)
+    only = {f"{c.loc.file}:{c.loc.line}": set(c.only) for c in CATALOG.commands() if c.only and c.loc}
+    for (page, origin), envs in by_origin.items():
+        assert envs == only.get(origin, set(ENVS)), f"{page} block from {origin} has tabs {sorted(envs)}"
+
+
+def test_alarm_pages_show_severity_and_all_sections(built_site: BuiltSite) -> None:
+    for alarm in CATALOG.alarms:
+        html = (built_site.site_dir / "alarms" / alarm.id / "index.html").read_text(encoding="utf-8")
+        assert f'rb-sev rb-sev-{alarm.severity}"' in html
+        for anchor in ("what-it-means", "severity", "investigation", "resolution", "related-alarms"):
+            assert f'id="{anchor}"' in html, f"{alarm.id} lacks section {anchor}"
+
+
+def test_no_placeholder_or_template_text_survives(built_site: BuiltSite) -> None:
+    leftover = re.compile(r"(?<![$\w{])\{[A-Za-z][A-Za-z0-9_.-]*\}(?!\})|\{\{|\{%")
+    for page in built_site.rendered_dir.rglob("*.md"):
+        text = page.read_text(encoding="utf-8")
+        assert not leftover.findall(text), f"{page.name}: {leftover.findall(text)}"
+
+
+def test_site_is_self_contained(built_site: BuiltSite) -> None:
+    outside = re.compile(r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)=["']?(?:https?:)?//""", re.I)
+    for page in built_site.site_dir.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        hits = [m.group(0) for m in outside.finditer(html) if 'rel="canonical"' not in m.group(0)]
+        assert not hits, f"{page}: loads from an outside host: {hits[:3]}"
+    for css in built_site.site_dir.rglob("*.css"):
+        assert "fonts.googleapis" not in css.read_text(encoding="utf-8", errors="replace")
+
+
+def test_search_index_holds_full_alarm_names(built_site: BuiltSite) -> None:
+    index = json.loads((built_site.site_dir / "search" / "search_index.json").read_text(encoding="utf-8"))
+    text_by_page: dict[str, str] = defaultdict(str)
+    for doc in index["docs"]:
+        text_by_page[doc["location"].split("#")[0]] += doc["title"] + " " + doc["text"]
+    for alarm in CATALOG.alarms:
+        text = text_by_page[f"alarms/{alarm.id}/"]
+        assert f"kanjona-prod-{alarm.id}" in text and alarm.id in text
+
+
+def test_adding_an_environment_is_one_yaml_entry(tmp_path: Path) -> None:
+    project = copy_project(tmp_path / "project")
+    envs_file = project / "runbook_data" / "environments.yaml"
+    text = envs_file.read_text(encoding="utf-8")
+    prod = text[text.index("  - name: prod") :]
+    staging = prod.replace("name: prod", "name: staging").replace("title: Production", "title: Staging")
+    staging = staging.replace('"222222222222"', '"333333333333"').replace("kanjona-prod-", "kanjona-staging-")
+    envs_file.write_text(text.rstrip("\n") + "\n\n" + staging, encoding="utf-8")
+
+    proc = build_site(project, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    snippets = extract_dir(tmp_path / "out" / "rendered", "docs/", [*ENVS, "staging"], ENVS[0])
+    per_env = defaultdict(int)
+    for s in snippets:
+        per_env[s.env] += 1
+    assert per_env["staging"] > 0
+    only_prod = sum(1 for c in CATALOG.commands() if c.only and "prod" in c.only)
+    assert per_env["staging"] == per_env["prod"] - only_prod
+    page = (tmp_path / "out" / "site" / "alarms" / "lambda-errors" / "index.html").read_text(encoding="utf-8")
+    assert "kanjona-staging-lead-handler" in page and ">staging</label>" in page
+    index = (tmp_path / "out" / "site" / "alarms" / "index.html").read_text(encoding="utf-8")
+    assert "Name in staging" in index
+
+
+@pytest.mark.parametrize("case", ["many-problems", "unknown-placeholder"])
+def test_build_fails_with_the_same_located_messages(case: str, tmp_path: Path) -> None:
+    project = copy_project(tmp_path / "project")
+    fixture = ROOT / "tests" / "data" / "invalid" / f"{case}.yaml"
+    target = fixture.read_text(encoding="utf-8").splitlines()[0].removeprefix("# target: ")
+    shutil.copy(fixture, project / "runbook_data" / target)
+    proc = build_site(project, tmp_path / "out")
+    assert proc.returncode != 0
+    expected = fixture.with_suffix(".expected.txt").read_text(encoding="utf-8").splitlines()[:-1]
+    for line in expected:
+        assert line in proc.stdout + proc.stderr
+    assert not (tmp_path / "out" / "site" / "alarms").exists()
