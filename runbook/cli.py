@@ -34,6 +34,14 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from . import schema
+
+    for path in schema.write(args.out):
+        print(path)
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from . import gate
 
@@ -54,6 +62,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="file to write (atomically); default: standard output")
     e.add_argument("--mkdocs", type=Path, default=PROJECT / "mkdocs.yml", help="where site_url is read")
     e.set_defaults(func=_export)
+
+    s = sub.add_parser("schema", help="write the JSON Schemas of the data files (for editors)")
+    s.add_argument("--out", type=Path, default=PROJECT / "runbook_data" / "schema")
+    s.set_defaults(func=_schema)
 
     v = sub.add_parser("verify", help="run every command of the site against moto")
     v.add_argument("--env", action="append", dest="envs", metavar="ENV", help="repeatable; default: all")
