@@ -1,0 +1,108 @@
+"""Placeholders, rendering per environment and the extraction of blocks from rendered pages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from runbook import placeholders, render
+from runbook.load import load
+from runbook.model import Command
+from runbook.snippets import AnnotationError, extract
+
+from .conftest import ROOT
+
+CAT = load(ROOT / "runbook_data")
+
+
+def test_environment_values_and_resource_attributes_resolve_per_environment() -> None:
+    prod = CAT.scope("prod")
+    assert prod["lead_handler"] == "kanjona-prod-lead-handler"
+    assert prod["lead_handler.log_group"] == "/aws/lambda/kanjona-prod-lead-handler"
+    assert prod["dlq.url"] == "https://sqs.us-east-1.amazonaws.com/222222222222/kanjona-prod-dlq"
+    assert CAT.scope("dev")["lambda_error_rate_pct"] == "5" and prod["lambda_error_rate_pct"] == "1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["${HOME}", '{"count": 100}', "{{ alarm_page('x') }}", "{ spaced }", "{:d}", "{0}"],
+)
+def test_placeholder_syntax_leaves_shell_json_and_templates_alone(text: str) -> None:
+    assert not list(placeholders.find(text))
+
+
+def test_operator_inputs_render_as_fill_ins_and_are_explained() -> None:
+    cmd = Command.model_validate(
+        {"shell": "aws lambda update-alias --function-name {lead_handler} --function-version {previous-version}"}
+    )
+    md = render.command_markdown(CAT, cmd)
+    assert "--function-name kanjona-prod-lead-handler --function-version <previous-version>" in md
+    assert '!!! question "Fill in before running"' in md
+    assert "`<previous-version>`" in md and "list-versions-by-function" in md
+
+
+def test_command_renders_one_annotated_tab_per_environment() -> None:
+    cmd = CAT.alarm("lambda-errors").investigation[0].commands[0]
+    md = render.command_markdown(CAT, cmd)
+    assert [line for line in md.splitlines() if line.startswith("===")] == ['=== "dev"', '=== "prod"']
+    annotations = [line.strip() for line in md.splitlines() if "<!-- runbook:" in line]
+    assert len(annotations) == 2
+    meta = json.loads(annotations[0].removeprefix("<!-- runbook: ").removesuffix(" -->"))
+    assert meta["origin"] == f"{cmd.loc.file}:{cmd.loc.line}"
+
+
+def test_prose_labels_values_that_differ_between_environments() -> None:
+    assert render.prose(CAT, "in {region}") == "in us-east-1"
+    assert render.prose(CAT, "{lambda_error_rate_pct}%") == "5 (dev) / 1 (prod)%"
+
+
+PAGE = """---
+env: prod
+---
+# Title
+
+Intro.
+
+=== "dev"
+
+    <!-- runbook: {"origin": "runbook_data/x.yaml:3", "expect": ["a"]} -->
+    ```bash
+    aws sts get-caller-identity
+    ```
+
+=== "prod"
+
+    <!-- runbook: {"origin": "runbook_data/x.yaml:3", "expect": ["a"]} -->
+    ```bash
+    aws sts get-caller-identity
+    ```
+
+```console
+$ aws s3 ls \\
+    s3://bucket
+2024-01-01 file
+```
+
+```javascript
+console.log(1)
+```
+"""
+
+
+def test_extract_assigns_environments_origins_and_languages() -> None:
+    snippets = extract(PAGE, "docs/p.md", ["dev", "prod"], "dev")
+    assert [(s.line, s.env, s.lang) for s in snippets] == [
+        (11, "dev", "bash"),
+        (18, "prod", "bash"),
+        (22, "prod", "bash"),  # outside tabs: the page's front-matter env
+        (28, "prod", "javascript"),
+    ]
+    assert snippets[0].origin == "runbook_data/x.yaml:3" and snippets[0].options == {"expect": ["a"]}
+    assert snippets[2].text == "aws s3 ls \\\n    s3://bucket\n"
+    assert not snippets[3].executable
+
+
+def test_a_broken_annotation_is_a_located_error() -> None:
+    with pytest.raises(AnnotationError, match=r"^docs/p.md:2: runbook annotation is not valid JSON"):
+        extract("x\n<!-- runbook: {bad} -->\n```bash\nls\n```\n", "docs/p.md", ["dev"], "dev")
