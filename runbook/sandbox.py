@@ -1,0 +1,485 @@
+"""A sandbox that runs runbook snippets for real, against moto, and nowhere else.
+
+A runbook command is copied from a web page into a shell that holds prod credentials; the
+verification gate must never be that shell. One :class:`Sandbox` is one worker process
+(:mod:`runbook.sandbox_worker`) that holds a moto server and runs every snippet as its own
+child. The defences, outermost first:
+
+* **Kernel network isolation.** The worker starts in a new user + network namespace
+  (``unshare -rn``) where only loopback exists: a request to anything but the local moto
+  server fails at ``connect()``, whatever the snippet does. Without permission for that,
+  :meth:`Sandbox.start` raises :class:`GateError` unless ``allow_no_netns=True`` (only for
+  tests of the other defences).
+* **PID and mount namespaces, where the kernel allows them.** The worker is PID 1 of a PID
+  namespace with a fresh ``/proc``: a snippet cannot read ``/proc/<caller>/environ`` (which
+  holds the caller's real credentials), and every process a snippet leaves behind is killed
+  after it. Well-known credential locations of the host (``~/.aws``, ``~/.ssh``, the files
+  named by ``AWS_CONFIG_FILE``, ``AWS_WEB_IDENTITY_TOKEN_FILE`` ...) are covered by empty,
+  unreadable mounts, and the worker drops every capability (``setpriv --bounding-set=-all
+  --no-new-privs``) so that no snippet can undo those mounts. If only ``unshare -rn`` is
+  permitted the sandbox still starts, with a :class:`SandboxWarning`; ``isolation`` says which.
+* **An environment built from nothing** for the worker and for every snippet: no variable of
+  the caller (``AWS_PROFILE``, keys, ``AWS_ROLE_ARN``, ``AWS_CONTAINER_CREDENTIALS_*``,
+  proxies ...) reaches them. Each snippet gets a fresh ``HOME`` whose ``~/.aws`` holds only the
+  moto credentials of its environment, a fresh working directory and ``TMPDIR``.
+* **The endpoint is forced, not suggested.** ``aws`` is a bash function (exported, and sourced
+  through ``BASH_ENV`` into every child bash) and an executable on ``PATH`` that both add
+  ``--endpoint-url``; a ``sitecustomize`` on ``PYTHONPATH`` makes every botocore client (boto3 in
+  a Python snippet, and the CLI v2's vendored botocore) use the moto endpoint.
+
+``endpoint_url`` is an address inside the sandbox's network namespace: the caller cannot
+reach it. Seed the world with :meth:`Sandbox.call`, which runs a function inside the worker.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import json
+import os
+import pwd
+import selectors
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+import weakref
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EnvCredentials", "GateError", "RunResult", "Sandbox", "SandboxWarning", "probe_isolation"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Credential and secret locations hidden from snippets (relative to each home directory).
+_HIDDEN_IN_HOME = (
+    ".aws", ".ssh", ".netrc", ".docker", ".kube", ".azure", ".gnupg", ".git-credentials",
+    ".boto", ".s3cfg", ".pgpass", ".config/gcloud", ".config/gh", ".config/hub",
+)
+# Environment variables of the caller that may name credential files.
+_CREDENTIAL_FILE_VARS = (
+    "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "BOTO_CONFIG", "KUBECONFIG",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
+
+# Runs as PID 1's shell inside the namespaces, before the worker: loopback up, credential
+# locations covered, every capability dropped for good, then the worker.
+_NS_SETUP = r"""
+set -e
+ip link set lo up
+hide=1
+for p in "$@"; do
+  if [ "$p" = -- ]; then hide=0; continue; fi
+  if [ "$hide" = 1 ]; then
+    if [ -d "$p" ]; then mount -t tmpfs -o size=4k,mode=000 runbook-hidden "$p"
+    elif [ -e "$p" ]; then mount --bind /dev/null "$p"
+    fi
+  fi
+done
+exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- "$PYTHON" -m runbook.sandbox_worker
+"""
+_NETNS_SETUP = 'ip link set lo up && exec "$PYTHON" -m runbook.sandbox_worker'
+
+
+try:  # one GateError for the whole gate: the static tier's, when it is there
+    from runbook.static_check import GateError
+except ModuleNotFoundError as exc:  # pragma: no cover - only before static_check exists
+    if exc.name != "runbook.static_check":
+        raise
+
+    class GateError(Exception):  # type: ignore[no-redef]
+        """The verification gate cannot do its job (as opposed to: a snippet failed)."""
+
+
+class SandboxWarning(UserWarning):
+    """The sandbox runs with fewer layers of isolation than it would like."""
+
+
+@dataclass(frozen=True)
+class EnvCredentials:
+    env: str
+    account: str
+    region: str
+    access_key_id: str
+    secret_access_key: str
+
+
+@dataclass
+class RunResult:
+    rc: int  # 124 when the run was stopped by its timeout
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool
+
+
+@functools.cache
+def probe_isolation() -> str:
+    """The strongest isolation this machine permits: "full", "netns" or "none"."""
+    unshare = shutil.which("unshare", path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if unshare is None:
+        return "none"
+    env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
+    probes = {
+        "full": [unshare, "-rnm", "--pid", "--fork", "--mount-proc", "--kill-child",
+                 "bash", "-c", "ip link set lo up && mount -t tmpfs none /mnt && "
+                 "setpriv --bounding-set=-all --inh-caps=-all --no-new-privs true"],
+        "netns": [unshare, "-rn", "bash", "-c", "ip link set lo up"],
+    }
+    for level, argv in probes.items():
+        try:
+            done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0:
+            return level
+    return "none"
+
+
+def _hidden_paths(keep: Sequence[Path]) -> list[str]:
+    """Credential locations of the host to cover, minus anything the sandbox itself needs."""
+    homes = {os.environ.get("HOME", ""), "/root", *glob.glob("/home/*")}
+    try:
+        homes.add(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:
+        pass
+    candidates = [os.path.join(h, rel) for h in homes if h for rel in _HIDDEN_IN_HOME]
+    for var in _CREDENTIAL_FILE_VARS:
+        candidates += [p for p in os.environ.get(var, "").split(os.pathsep) if p]
+    keep_real = [os.path.realpath(k) for k in keep]
+    hidden = set()
+    for c in candidates:
+        real = os.path.realpath(c)
+        if not os.path.lexists(real) or real in ("/", "/dev/null"):
+            continue
+        # Never cover something the sandbox needs (or a directory holding it).
+        if any(k == real or k.startswith(real.rstrip("/") + "/") for k in keep_real):
+            continue
+        hidden.add(real)
+    return sorted(hidden)
+
+
+class Sandbox:
+    """One moto server and the snippets run against it; a context manager."""
+
+    def __init__(
+        self,
+        aws_cli: str,
+        *,
+        allow_no_netns: bool = False,
+        workdir: Path | None = None,
+        python_path: Sequence[str | os.PathLike[str]] = (),
+        keep_runs: bool = False,
+    ) -> None:
+        """``aws_cli``: the CLI v2 executable (``RUNBOOK_AWS_CLI``, e.g. /usr/bin/aws).
+
+        ``workdir``: where the sandbox keeps its files (a fresh temporary directory, removed
+        on close, if not given). ``python_path``: extra import roots for :meth:`call` targets
+        (the repository root is always there). ``keep_runs``: keep each run's directory
+        under ``workdir/runs`` for debugging.
+        """
+        self.aws_cli = os.path.abspath(aws_cli)
+        self.allow_no_netns = allow_no_netns
+        self.python_path = [os.path.abspath(p) for p in python_path]
+        self.keep_runs = keep_runs
+        self._given_workdir = Path(workdir) if workdir is not None else None
+        self.workdir: Path | None = None
+        self.endpoint_url = ""
+        self.isolation = ""  # "full" | "netns" | "none", after start()
+        self.start_seconds = 0.0
+        self._credentials: dict[str, EnvCredentials] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log = None
+        self._buffer = b""
+        self._next_id = 0
+        self._lock = threading.RLock()
+        self._finalizer: weakref.finalize | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def __enter__(self) -> Sandbox:
+        if self._proc is None:  # `with Sandbox(...)` starts it; a started one is used as is
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._proc is not None:
+                raise GateError("sandbox already started")
+            started = time.monotonic()
+            if not (os.path.isfile(self.aws_cli) and os.access(self.aws_cli, os.X_OK)):
+                raise GateError(f"AWS CLI not found or not executable: {self.aws_cli}")
+            level = probe_isolation()
+            if level == "none":
+                if not self.allow_no_netns:
+                    raise GateError(
+                        "cannot create a network namespace (`unshare -rn` is not permitted "
+                        "here): refusing to run runbook snippets without network isolation. "
+                        "Allow unprivileged user namespaces (kernel.unprivileged_userns_clone=1, "
+                        "or run the container with --privileged / a seccomp profile that permits "
+                        "unshare), or pass allow_no_netns=True in tests of the other defences."
+                    )
+                warnings.warn("sandbox WITHOUT network isolation (allow_no_netns=True)",
+                              SandboxWarning, stacklevel=2)
+            elif level == "netns":
+                warnings.warn(
+                    "sandbox with a network namespace only: no PID/mount namespace here, so "
+                    "snippets can see host processes and the host's credential files",
+                    SandboxWarning, stacklevel=2,
+                )
+            self.isolation = level
+
+            if self._given_workdir is not None:
+                self.workdir = self._given_workdir
+                self.workdir.mkdir(parents=True, exist_ok=True)
+                owned = False
+            else:
+                self.workdir = Path(tempfile.mkdtemp(prefix="runbook-sandbox-"))
+                owned = True
+            self.workdir = self.workdir.resolve()
+            worker_home = self.workdir / "worker-home"
+            worker_tmp = self.workdir / "worker-tmp"
+            worker_home.mkdir(exist_ok=True)
+            worker_tmp.mkdir(exist_ok=True)
+
+            python = sys.executable
+            env = {
+                "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+                "LANG": "C.UTF-8",
+                "HOME": str(worker_home),
+                "TMPDIR": str(worker_tmp),
+                "PYTHON": python,
+                "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *self.python_path]),
+                "PYTHONDONTWRITEBYTECODE": "1",
+                # For boto3 clients made by call() targets: moto's keys, never the host's.
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_CONFIG_FILE": "/dev/null",
+                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_MAX_ATTEMPTS": "1",
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+            if level == "full":
+                keep = [Path(python), Path(self.aws_cli), REPO_ROOT, self.workdir,
+                        *map(Path, self.python_path)]
+                argv = ["unshare", "-rnm", "--pid", "--fork", "--mount-proc", "--kill-child",
+                        "bash", "--noprofile", "--norc", "-c", _NS_SETUP, "runbook-sandbox",
+                        *_hidden_paths(keep), "--"]
+            elif level == "netns":
+                argv = ["unshare", "-rn", "bash", "--noprofile", "--norc", "-c", _NETNS_SETUP]
+            else:
+                argv = [python, "-m", "runbook.sandbox_worker"]
+
+            self._log = open(self.workdir / "worker.log", "ab")  # noqa: SIM115
+            try:
+                self._proc = subprocess.Popen(
+                    argv, env=env, cwd=str(self.workdir), stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=self._log, start_new_session=True,
+                )
+            except OSError as exc:
+                self._log.close()
+                raise GateError(f"cannot start the sandbox worker: {exc}") from exc
+            self._finalizer = weakref.finalize(
+                self, _cleanup, self._proc, self._log, self.workdir if owned else None
+            )
+            try:
+                info = self._request(
+                    {"op": "init", "base": str(self.workdir), "aws_cli": self.aws_cli,
+                     "pid_namespace": level == "full", "keep_runs": self.keep_runs},
+                    timeout=60,
+                )
+            except GateError:
+                self.close()
+                raise
+            self.endpoint_url = info["endpoint_url"]
+            self.start_seconds = time.monotonic() - started
+
+    def close(self) -> None:
+        with self._lock:
+            proc = self._proc
+            if proc is None:
+                return
+            if proc.poll() is None:
+                try:
+                    self._request({"op": "shutdown"}, timeout=5)
+                except GateError:
+                    pass
+            if self._finalizer is not None:
+                self._finalizer()  # waits, kills if needed, removes an owned workdir
+            self._proc = None
+            self._credentials.clear()
+
+    # -- operations ------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Wipe moto's state (every account) and forget every environment's credentials.
+
+        Keys issued by moto's IAM vanish with the reset; a key used afterwards would silently
+        land in moto's default account, so they are forgotten: re-register them after seeding.
+        """
+        self._request({"op": "reset"})
+        self._credentials.clear()
+
+    def call(self, target: str, **kwargs: Any) -> Any:
+        """Run ``module:function(endpoint_url=..., **kwargs)`` inside the worker.
+
+        kwargs and the return value travel as JSON. The function is imported in the worker
+        (repository root and ``python_path`` are importable there) and may use boto3 freely;
+        the worker's default credentials are moto's dummy ones.
+        """
+        try:
+            json.dumps(kwargs)
+        except TypeError as exc:
+            raise GateError(f"call({target!r}): arguments are not JSON-serialisable: {exc}") from exc
+        return self._request({"op": "call", "target": target, "kwargs": kwargs}, timeout=300)
+
+    def set_credentials(self, creds: EnvCredentials) -> None:
+        """Register the moto credentials that snippets of ``creds.env`` run with.
+
+        Checked on the spot with ``sts get-caller-identity``: the key must belong to
+        ``creds.account`` in moto (an unknown key would fall into moto's default account).
+        """
+        ident = self._request({"op": "check_credentials", "creds": asdict(creds)})
+        if ident["account"] != creds.account:
+            raise GateError(
+                f"credentials for env {creds.env!r} resolve to moto account {ident['account']} "
+                f"({ident['arn']}), not {creds.account}: create the access key with moto's IAM "
+                "inside that account"
+            )
+        self._credentials[creds.env] = creds
+
+    def run(self, lang: str, code: str, env: str, *, timeout: float = 30.0,
+            stream: bool = False) -> RunResult:
+        """Run one snippet (``lang`` "bash" or "python") with ``env``'s credentials.
+
+        ``stream``: the command is not expected to end (``aws logs tail --follow``); it is
+        stopped at ``timeout`` like any other, and judged by what it printed
+        (:func:`runbook.execute.judge`). Stopping sends SIGTERM to the snippet's process group,
+        then SIGKILL 0.25 s later; the result then has ``timed_out=True`` and ``rc=124``.
+        """
+        if lang not in ("bash", "python"):
+            raise GateError(f"cannot run a {lang!r} snippet (bash or python)")
+        creds = self._credentials.get(env)
+        if creds is None:
+            known = ", ".join(sorted(self._credentials)) or "none"
+            raise GateError(
+                f"no credentials registered for env {env!r} (registered: {known}); call "
+                "set_credentials() after seeding, and again after reset()"
+            )
+        reply = self._request(
+            {"op": "run", "lang": lang, "code": code, "creds": asdict(creds),
+             "timeout": timeout, "stream": stream},
+            timeout=timeout + 30,
+        )
+        return RunResult(**reply)
+
+    def exec_bare(self, argv: Sequence[str], env: str, *, timeout: float = 30.0) -> RunResult:
+        """Run ``argv`` inside the sandbox with only ``env``'s credentials: no shell, no
+        prelude, no shims, so nothing forces the endpoint. For benchmarks and diagnostics."""
+        creds = self._credentials.get(env)
+        if creds is None:
+            raise GateError(f"no credentials registered for env {env!r}")
+        reply = self._request(
+            {"op": "exec_bare", "argv": list(argv), "creds": asdict(creds), "timeout": timeout},
+            timeout=timeout + 30,
+        )
+        return RunResult(**reply)
+
+    @property
+    def credentials(self) -> dict[str, EnvCredentials]:
+        return dict(self._credentials)
+
+    # -- protocol --------------------------------------------------------------------------
+
+    def _request(self, message: dict, timeout: float = 120.0) -> Any:
+        with self._lock:
+            proc = self._proc
+            if proc is None or proc.stdin is None or proc.stdout is None:
+                raise GateError("sandbox is not started")
+            self._next_id += 1
+            message = {"id": self._next_id, **message}
+            try:
+                proc.stdin.write((json.dumps(message) + "\n").encode())
+                proc.stdin.flush()
+            except (BrokenPipeError, OSError) as exc:
+                raise GateError(f"sandbox worker is gone: {exc}{self._log_tail()}") from exc
+            line = self._read_line(proc, timeout, message["op"])
+            try:
+                reply = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise GateError(f"sandbox worker said something that is not JSON: {line[:200]!r}") from exc
+            if reply.get("id") != message["id"]:
+                raise GateError(f"sandbox worker answered request {reply.get('id')}, "
+                                f"expected {message['id']}")
+            if not reply.get("ok"):
+                raise GateError(f"sandbox {message['op']} failed: {reply.get('error')}\n"
+                                f"{reply.get('traceback', '')}")
+            return reply.get("result")
+
+    def _read_line(self, proc: subprocess.Popen[bytes], timeout: float, op: str) -> str:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        fd = proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._kill()
+                    raise GateError(f"sandbox worker did not answer {op!r} within {timeout:.0f}s "
+                                    f"(worker killed){self._log_tail()}")
+                if not sel.select(left):
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    proc.wait(timeout=5)
+                    raise GateError(f"sandbox worker exited (status {proc.returncode}) during "
+                                    f"{op!r}{self._log_tail()}")
+                self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line.decode("utf-8", errors="replace")
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def _log_tail(self, lines: int = 20) -> str:
+        if self.workdir is None:
+            return ""
+        try:
+            text = (self.workdir / "worker.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        tail = "\n".join(text.strip().splitlines()[-lines:])
+        return f"\n--- worker log (last lines) ---\n{tail}" if tail else ""
+
+
+def _cleanup(proc: subprocess.Popen[bytes], log: Any, owned_workdir: Path | None) -> None:
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # `unshare --kill-child` takes the worker (PID 1) and its namespace along
+        proc.wait()
+    log.close()
+    if owned_workdir is not None:
+        shutil.rmtree(owned_workdir, ignore_errors=True)

@@ -1,0 +1,145 @@
+"""The execution tier: snippets run for real in the sandbox and are judged on what they did."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from runbook.execute import Expectation, Verdict, json_documents, judge, run_and_judge, summarize
+from runbook.sandbox import EnvCredentials, RunResult, Sandbox, probe_isolation
+
+AWS_CLI = os.environ.get("RUNBOOK_AWS_CLI", "/usr/bin/aws")
+TESTS = Path(__file__).resolve().parent
+REGION = "us-east-1"
+DEV = EnvCredentials("dev", "123456789012", REGION, "AKIAEXECUTETEST00001", "secret")
+
+
+def ok(stdout: str = "", **kw) -> RunResult:
+    return RunResult(**{"rc": 0, "stdout": stdout, "stderr": "", "seconds": 0.1, "timed_out": False,
+                        **kw})
+
+
+# -- judge, on made-up results -------------------------------------------------------------
+
+
+def test_exit_status_and_stderr_tail():
+    err = "\n".join(f"line {i}" for i in range(10)) + "\nAn error occurred (ResourceNotFoundException)"
+    v = judge(ok(rc=254, stderr=err), Expectation())
+    assert v.status == "failed"
+    assert "exit status 254" in v.message and "ResourceNotFoundException" in v.message
+    assert "line 4" not in v.message  # only the last lines
+    assert judge(ok(), Expectation()).status == "passed"
+
+
+def test_function_error_fails_despite_exit_zero():
+    out = '{\n    "StatusCode": 200,\n    "FunctionError": "Handled",\n    "ExecutedVersion": "$LATEST"\n}\n'
+    v = judge(ok(out), Expectation())
+    assert v.status == "failed" and "FunctionError" in v.message and "Handled" in v.message
+
+
+def test_expect_jmespath_and_json_path():
+    out = '{"Table": {"TableStatus": "ACTIVE", "Items": []}}\n'
+    assert judge(ok(out), Expectation(expect=("Table.TableStatus",))).status == "passed"
+    assert judge(ok(out), Expectation(expect=("$.Table.TableStatus",))).status == "passed"
+    v = judge(ok(out), Expectation(expect=("Table.Items", "Table.Missing")))
+    assert v.status == "failed"
+    assert "'Table.Items': empty (got [])" in v.message and "'Table.Missing'" in v.message
+    v = judge(ok("not json\n"), Expectation(expect=("a",)))
+    assert v.status == "failed" and "no JSON" in v.message
+    v = judge(ok(out), Expectation(expect=("Table[",)))
+    assert v.status == "failed" and "not a valid JMESPath" in v.message
+
+
+def test_expect_across_several_printed_documents():
+    out = 'Waiting...\n{"QueueUrls": []}\n{"Attributes": {"ApproximateNumberOfMessages": "0"}}\n'
+    assert len(json_documents(out)) == 2
+    exp = Expectation(expect=("Attributes.ApproximateNumberOfMessages",))
+    assert judge(ok(out), exp).status == "passed"
+    assert judge(ok(out), Expectation(expect=("QueueUrls",))).status == "failed"
+
+
+def test_stream_is_judged_by_output():
+    stopped = dict(rc=124, timed_out=True, seconds=3.0)
+    assert judge(ok("event 1\n", **stopped), Expectation(stream=True)).status == "passed"
+    v = judge(ok("", **stopped), Expectation(stream=True))
+    assert v.status == "failed" and "printed nothing" in v.message
+    v = judge(ok("event 1\n", **stopped), Expectation())
+    assert v.status == "failed" and "timed out" in v.message
+
+
+def test_xfail_and_xpass():
+    v = judge(ok(rc=1, stderr="moto: Not implemented yet"), Expectation(xfail="moto gap"))
+    assert v.status == "xfailed" and "moto gap" in v.message and "Not implemented" in v.message
+    v = judge(ok(), Expectation(xfail="moto gap"))
+    assert v.status == "xpassed" and "moto gap" in v.message
+    counts = summarize([v, judge(ok(), Expectation()), "skipped", "xfailed"])
+    assert counts["xpassed"] == 1 and counts["passed"] == 1 and counts["failing"] == 1
+    assert counts["skipped"] == 1 and counts["xfailed"] == 1
+
+
+# -- for real, in the sandbox ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sb():
+    if probe_isolation() == "none":
+        pytest.skip("unshare -rn not permitted")
+    if not os.access(AWS_CLI, os.X_OK):
+        pytest.skip(f"no AWS CLI at {AWS_CLI}")
+    with Sandbox(AWS_CLI, python_path=[TESTS]) as box:
+        box.set_credentials(DEV)
+        yield box
+
+
+@pytest.fixture
+def clean(sb):
+    yield sb
+    sb.reset()
+    sb.set_credentials(DEV)
+
+
+def test_lambda_invoke_without_docker_fails_on_function_error(clean):
+    clean.call("sandbox_helpers:create_docker_lambda", name="orders-api", region=REGION)
+    code = ("aws lambda invoke --function-name orders-api --payload '{}' "
+            "--cli-binary-format raw-in-base64-out response.json\ncat response.json")
+    v = run_and_judge(clean, "bash", code, "dev", Expectation())
+    assert v.result.rc == 0  # the CLI itself is happy
+    assert v.status == "failed" and "FunctionError" in v.message
+
+
+def test_timeout_kills_the_snippet_promptly(sb):
+    t0 = time.monotonic()
+    v = run_and_judge(sb, "bash", "echo started\nsleep 100", "dev", Expectation(timeout=1.0))
+    elapsed = time.monotonic() - t0
+    assert elapsed < 2.0, elapsed
+    assert v.result.timed_out and v.result.stdout == "started\n"
+    assert v.status == "failed" and "timed out" in v.message
+
+
+def test_follow_stream_is_judged_by_what_it_printed(clean):
+    clean.call("sandbox_helpers:put_log_lines", group="/kanjona/api",
+               lines=["ERROR payment declined", "INFO retry scheduled"], region=REGION)
+    v = run_and_judge(clean, "bash", "aws logs tail /kanjona/api --follow --format short", "dev",
+                      Expectation(stream=True, timeout=3.0))
+    assert v.result.timed_out
+    assert "ERROR payment declined" in v.result.stdout, v.result.stderr
+    assert v.status == "passed", v.message
+    v = run_and_judge(clean, "bash", "sleep 30", "dev", Expectation(stream=True, timeout=0.5))
+    assert v.status == "failed" and "printed nothing" in v.message
+
+
+def test_expect_fails_on_an_empty_list_from_moto(clean):
+    code = "aws dynamodb list-tables"
+    v = run_and_judge(clean, "bash", code, "dev", Expectation(expect=("TableNames",)))
+    assert v.result.rc == 0 and '"TableNames": []' in v.result.stdout
+    assert v.status == "failed" and "'TableNames': empty" in v.message
+
+
+def test_xfail_against_real_runs(sb):
+    exp = Expectation(xfail="known moto gap")
+    assert run_and_judge(sb, "bash", "exit 3", "dev", exp).status == "xfailed"
+    v: Verdict = run_and_judge(sb, "python", "print('fine')", "dev", exp)
+    assert v.status == "xpassed" and summarize([v])["failing"] == 1

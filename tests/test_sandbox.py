@@ -1,0 +1,312 @@
+"""The sandbox: no snippet sees the caller's credentials or reaches anything but moto."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import runbook.sandbox as sandbox_mod
+from runbook.sandbox import EnvCredentials, GateError, Sandbox, SandboxWarning, probe_isolation
+
+AWS_CLI = os.environ.get("RUNBOOK_AWS_CLI", "/usr/bin/aws")
+TESTS = Path(__file__).resolve().parent
+REGION = "eu-west-1"
+
+
+def _is_cli_v2(path: str) -> bool:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
+                             env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.stdout.startswith("aws-cli/2.")
+
+
+pytestmark = pytest.mark.skipif(not _is_cli_v2(AWS_CLI), reason=f"no AWS CLI v2 at {AWS_CLI}")
+needs_netns = pytest.mark.skipif(probe_isolation() == "none", reason="unshare -rn not permitted")
+needs_full = pytest.mark.skipif(probe_isolation() != "full", reason="no PID/mount namespaces here")
+
+
+def _sandbox(**kw) -> Sandbox:
+    return Sandbox(AWS_CLI, python_path=[TESTS], **kw)
+
+
+def _register(sb: Sandbox, env: str, account: str) -> EnvCredentials:
+    key = sb.call("sandbox_helpers:create_user_key", account=account, user=f"runbook-{env}")
+    creds = EnvCredentials(env=env, account=account, region=REGION, **key)
+    sb.set_credentials(creds)
+    return creds
+
+
+# -- decoys planted in the caller's environment ------------------------------------------
+
+
+@pytest.fixture
+def listener():
+    """A TCP listener on the host's loopback that records every connection it gets."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.2)
+    hits: list[bytes] = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    hits.append(conn.recv(4096) or b"<connect>")
+                except OSError:
+                    hits.append(b"<connect>")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield SimpleNamespace(port=srv.getsockname()[1], hits=hits)
+    stop.set()
+    thread.join()
+    srv.close()
+
+
+@pytest.fixture
+def decoy(tmp_path, monkeypatch, listener):
+    home = tmp_path / "home"
+    aws = home / ".aws"
+    aws.mkdir(parents=True)
+    marker = tmp_path / "credential_process_ran"
+    process = (f"/bin/sh -c 'touch {marker}; echo "
+               '{\\"Version\\": 1, \\"AccessKeyId\\": \\"AKIACREDPROCESSDECOY\\", '
+               '\\"SecretAccessKey\\": \\"CREDPROCESSSECRET\\"}\'')
+    (aws / "config").write_text(
+        f"[default]\nregion = us-west-2\ncredential_process = {process}\n\n"
+        f"[profile prod]\nregion = us-west-2\ncredential_process = {process}\n"
+    )
+    (aws / "credentials").write_text(
+        "[prod]\naws_access_key_id = AKIAREALLOOKINGKEY42\n"
+        "aws_secret_access_key = REALSECRETDECOYREALSECRETDECOY\n"
+    )
+    token = tmp_path / "web-identity-token"
+    token.write_text("DECOYWEBIDENTITYTOKEN")
+    proxy = f"http://127.0.0.1:{listener.port}"
+    planted = {
+        "HOME": str(home),
+        "AWS_PROFILE": "prod",
+        "AWS_DEFAULT_PROFILE": "prod",
+        "AWS_ACCESS_KEY_ID": "AKIAREALLOOKINGKEY01",
+        "AWS_SECRET_ACCESS_KEY": "REALSECRETFROMTHEENVIRONMENT",
+        "AWS_SESSION_TOKEN": "REALSESSIONTOKENDECOY",
+        "AWS_ROLE_ARN": "arn:aws:iam::999999999999:role/prod-admin",
+        "AWS_WEB_IDENTITY_TOKEN_FILE": str(token),
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{proxy}/creds",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/decoy",
+        "AWS_CONFIG_FILE": str(aws / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(aws / "credentials"),
+        "AWS_ENDPOINT_URL": proxy,
+        "HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
+        "ALL_PROXY": proxy,
+    }
+    for k, v in planted.items():
+        monkeypatch.setenv(k, v)
+    secrets = ["AKIAREALLOOKINGKEY", "REALSECRET", "REALSESSIONTOKEN", "DECOYWEBIDENTITYTOKEN",
+               "AKIACREDPROCESSDECOY", "prod-admin", "AWS_PROFILE", "AWS_ROLE_ARN",
+               "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS", "HTTPS_PROXY",
+               "HTTP_PROXY", "ALL_PROXY", "https_proxy", str(home), f":{listener.port}"]
+    return SimpleNamespace(home=home, marker=marker, listener=listener, secrets=secrets)
+
+
+DECOY_SNIPPET = """\
+env | sort
+echo '--- aws files'
+cat ~/.aws/credentials ~/.aws/config
+echo '--- identity'
+aws sts get-caller-identity --query Account --output text
+aws sqs create-queue --queue-name via-function >/dev/null
+/usr/bin/env aws sqs create-queue --queue-name via-env >/dev/null
+echo via-xargs | xargs -I{} aws sqs create-queue --queue-name {} >/dev/null
+"""
+
+BOTO3_SNIPPET = """\
+import os, boto3
+print(sorted(k for k in os.environ if "PROXY" in k.upper() or k.startswith("AWS_")))
+print("account", boto3.client("sts").get_caller_identity()["Account"])
+# Even a client pointed at the real endpoint lands on moto.
+real = boto3.client("sts", endpoint_url="https://sts.amazonaws.com")
+print("account-real-endpoint", real.get_caller_identity()["Account"])
+boto3.client("sqs").create_queue(QueueName="via-boto3")
+"""
+
+
+@pytest.mark.parametrize("mode", [
+    pytest.param("isolated", marks=needs_netns),
+    "no-netns",  # the same checks with every defence but the namespaces
+])
+def test_decoys_never_reach_a_snippet(decoy, monkeypatch, mode):
+    if mode == "no-netns":
+        monkeypatch.setattr(sandbox_mod, "probe_isolation", lambda: "none")
+        with pytest.warns(SandboxWarning):
+            sb = _sandbox(allow_no_netns=True)
+            sb.start()
+    else:
+        sb = _sandbox()
+        sb.start()
+    with sb:
+        creds = _register(sb, "dev", "210987654321")
+        bash = sb.run("bash", DECOY_SNIPPET, "dev")
+        py = sb.run("python", BOTO3_SNIPPET, "dev")
+        queues = sb.call("sandbox_helpers:queue_names", account=creds.account, region=REGION)
+
+    assert bash.rc == 0, bash.stderr
+    assert py.rc == 0, py.stderr
+    for secret in decoy.secrets:
+        assert secret not in bash.stdout + bash.stderr, secret
+        assert secret not in py.stdout + py.stderr, secret
+    assert f"AWS_ACCESS_KEY_ID={creds.access_key_id}\n" in bash.stdout
+    assert "\nHOME=" in bash.stdout and f"HOME={decoy.home}\n" not in bash.stdout
+    assert f"aws_access_key_id = {creds.access_key_id}" in bash.stdout  # ~/.aws is the sandbox's
+    assert bash.stdout.rstrip().endswith(creds.account)  # sts answered from moto
+    assert f"account {creds.account}\naccount-real-endpoint {creds.account}\n" in py.stdout
+    assert "PROXY" not in py.stdout.split("\n")[0].upper().replace("NO_PROXY", "")
+    # aws function, `/usr/bin/env aws`, `xargs aws` (sqs: the CLI v1 ignores AWS_ENDPOINT_URL
+    # there) and boto3 all landed in moto, in the sandbox's account.
+    assert queues == ["via-boto3", "via-env", "via-function", "via-xargs"]
+    assert not decoy.marker.exists(), "the decoy credential_process ran"
+    assert decoy.listener.hits == [], "something reached the decoy proxy/endpoint"
+
+
+@needs_full
+def test_isolated_snippet_cannot_reach_outside_or_read_host_secrets(decoy):
+    code = f"""\
+curl -m 2 -sS https://sts.amazonaws.com || echo "curl failed: $?"
+python3 - <<'EOF'
+import socket, time
+t = time.monotonic()
+try:
+    socket.create_connection(("1.1.1.1", 443), timeout=2)
+    print("CONNECTED")
+except OSError as e:
+    print("socket failed:", e.errno, round(time.monotonic() - t, 2))
+EOF
+# an explicit real endpoint is overridden too: the answer comes from moto
+/usr/bin/aws sts get-caller-identity --endpoint-url https://sts.amazonaws.com --query Account --output text
+cat {decoy.home}/.aws/credentials 2>&1 || echo "host credentials hidden"
+cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c REALSECRET || echo "no host environ"
+umount {decoy.home}/.aws 2>&1 || echo "cannot unmount"
+echo "procs: $(ls -d /proc/[0-9]* | wc -l)"
+"""
+    with _sandbox() as sb:
+        creds = _register(sb, "dev", "210987654321")
+        r = sb.run("bash", code, "dev", timeout=20)
+    assert r.rc == 0, r.stderr
+    assert "curl failed: " in r.stdout
+    assert "CONNECTED" not in r.stdout
+    errno_, seconds = r.stdout.split("socket failed: ")[1].split("\n")[0].split()
+    assert int(errno_) == 101 and float(seconds) < 0.5  # ENETUNREACH, at once
+    assert f"\n{creds.account}\n" in r.stdout
+    assert "host credentials hidden" in r.stdout and "REALSECRET" not in r.stdout
+    assert "no host environ" in r.stdout
+    assert "cannot unmount" in r.stdout
+    assert not decoy.marker.exists()
+    assert decoy.listener.hits == []
+
+
+# -- refusal and degraded modes -----------------------------------------------------------
+
+
+def test_refuses_to_start_without_network_namespace(monkeypatch):
+    monkeypatch.setattr(sandbox_mod, "probe_isolation", lambda: "none")
+    with pytest.raises(GateError, match="network namespace"):
+        _sandbox().start()
+
+
+def test_missing_cli_is_a_gate_error(tmp_path):
+    with pytest.raises(GateError, match="AWS CLI not found"):
+        Sandbox(str(tmp_path / "aws")).start()
+
+
+@needs_netns
+def test_netns_only_fallback_warns_and_still_isolates(monkeypatch):
+    monkeypatch.setattr(sandbox_mod, "probe_isolation", lambda: "netns")
+    with pytest.warns(SandboxWarning, match="network namespace only"):
+        sb = _sandbox()
+        sb.start()
+    with sb:
+        assert sb.isolation == "netns"
+        sb.set_credentials(EnvCredentials("dev", "123456789012", REGION, "AKIANOTISSUED", "x"))
+        r = sb.run("python", "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 443), "
+                   "timeout=2)\nexcept OSError as e:\n    print(e.errno)\n", "dev")
+    assert r.stdout.strip() == "101"
+
+
+# -- the API ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sb():
+    if probe_isolation() == "none":
+        pytest.skip("unshare -rn not permitted")
+    with _sandbox() as box:
+        yield box
+
+
+def test_each_env_lands_in_its_own_account(sb):
+    sb.reset()
+    _register(sb, "dev", "111111111111")
+    _register(sb, "prod", "222222222222")
+    code = "aws sts get-caller-identity --query Account --output text"
+    assert sb.run("bash", code, "dev").stdout.strip() == "111111111111"
+    assert sb.run("bash", code, "prod").stdout.strip() == "222222222222"
+
+
+def test_credentials_are_checked_and_reset_forgets_them(sb):
+    sb.reset()
+    key = sb.call("sandbox_helpers:create_user_key", account="333333333333", user="u")
+    with pytest.raises(GateError, match="resolve to moto account 333333333333"):
+        sb.set_credentials(EnvCredentials("dev", "444444444444", REGION, **key))
+    sb.set_credentials(EnvCredentials("dev", "333333333333", REGION, **key))
+    assert set(sb.credentials) == {"dev"}
+    sb.reset()
+    assert sb.credentials == {}
+    with pytest.raises(GateError, match="no credentials registered for env 'dev'"):
+        sb.run("bash", "true", "dev")
+
+
+def test_call_errors_are_gate_errors(sb):
+    with pytest.raises(GateError, match="seeding failed on purpose"):
+        sb.call("sandbox_helpers:boom")
+    with pytest.raises(GateError, match="module:function"):
+        sb.call("sandbox_helpers")
+    with pytest.raises(GateError, match="JSON"):
+        sb.call("sandbox_helpers:queue_names", account=object())
+
+
+def test_each_run_gets_fresh_dirs_and_leftovers_are_killed(sb):
+    sb.set_credentials(EnvCredentials("t", "123456789012", REGION, "AKIANOTISSUED", "x"))
+    first = sb.run("bash", "pwd; echo hi > out.txt; echo $HOME; sleep 300 & setsid sleep 301 &", "t")
+    second = sb.run("bash", "pwd; ls; echo $HOME; ps -e -o comm= | grep -c sleep || true", "t")
+    assert first.rc == 0 and second.rc == 0, first.stderr + second.stderr
+    cwd1, home1 = first.stdout.split()
+    cwd2, home2, *rest = second.stdout.split()
+    assert cwd1 != cwd2 and home1 != home2
+    assert "out.txt" not in rest
+    if sb.isolation == "full":
+        assert rest == ["0"]  # both sleeps, even the one in its own session, are gone
+
+
+def test_set_euo_pipefail_applies(sb):
+    sb.set_credentials(EnvCredentials("t", "123456789012", REGION, "AKIANOTISSUED", "x"))
+    r = sb.run("bash", "false | cat\necho not-reached", "t")
+    assert r.rc != 0 and "not-reached" not in r.stdout
+    r = sb.run("bash", 'echo "$UNSET_VARIABLE"', "t")
+    assert r.rc != 0 and "UNSET_VARIABLE" in r.stderr
+    with pytest.raises(GateError, match="cannot run a 'ruby' snippet"):
+        sb.run("ruby", "puts 1", "t")
