@@ -1,0 +1,256 @@
+"""Catalog × environment → CloudWatch alarm definitions (boto3 kwargs, Terraform JSON, CloudFormation)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import placeholders, render
+from .errors import Loc, Problem, RunbookError
+from .load import Catalog
+from .model import Alarm, Environment, Metric
+
+# CloudWatch rejects a longer AlarmDescription (moto does not, so the export checks it).
+MAX_DESCRIPTION = 1024
+FORMATS = ("terraform", "cloudformation")
+
+
+# ------------------------------------------------------------------ boto3 put_metric_alarm
+
+
+def alarm_url(site_url: str, alarm_id: str, env: str) -> str:
+    """The alarm page, with the environment's tabs selected on arrival."""
+    return f"{site_url}alarms/{alarm_id}/?env={env}"
+
+
+def _environment(catalog: Catalog, env: str) -> Environment:
+    try:
+        return catalog.env(env)
+    except KeyError:
+        known = ", ".join(e.name for e in catalog.environments)
+        first = catalog.environments[0].loc or Loc("runbook_data/environments.yaml")
+        raise RunbookError(
+            [Problem(first, f"runbook export-alarms: unknown environment '{env}' (known: {known})")]
+        ) from None
+
+
+def _text(catalog: Catalog, env: str, text: str) -> str:
+    """A pattern filled in for one environment (operator inputs stay visible as <name>)."""
+    return placeholders.substitute(text, catalog.scope(env), lambda n: f"<{n}>")
+
+
+def _dimensions(catalog: Catalog, env: str, m: Metric) -> list[dict[str, str]]:
+    return [{"Name": k, "Value": _text(catalog, env, v)} for k, v in m.dimensions.items()]
+
+
+def _metric_stat(catalog: Catalog, env: str, m: Metric) -> dict[str, Any]:
+    stat: dict[str, Any] = {
+        "Metric": {"Namespace": m.namespace, "MetricName": m.name, "Dimensions": _dimensions(catalog, env, m)},
+        "Period": m.period,
+        "Stat": m.extended_statistic or m.statistic,
+    }
+    if m.unit:
+        stat["Unit"] = m.unit
+    return stat
+
+
+def description(catalog: Catalog, alarm: Alarm, env: str, site_url: str) -> str:
+    """What the alarm means on one line, then the link to its page."""
+    summary = " ".join(_text(catalog, env, alarm.summary).split())
+    return f"{summary}\nRunbook: {alarm_url(site_url, alarm.id, env)}"
+
+
+def _kwargs(catalog: Catalog, alarm: Alarm, env: Environment, site_url: str) -> dict[str, Any]:
+    topic = _text(catalog, env.name, env.alarm_topics[alarm.severity])
+    arn = f"arn:aws:sns:{env.region}:{env.account}:{topic}"
+    out: dict[str, Any] = {
+        "AlarmName": _text(catalog, env.name, alarm.name),
+        "AlarmDescription": description(catalog, alarm, env.name, site_url),
+        "ActionsEnabled": True,
+        "AlarmActions": [arn],
+        "OKActions": [arn],
+        "EvaluationPeriods": alarm.evaluation_periods,
+        "DatapointsToAlarm": alarm.datapoints_to_alarm or alarm.evaluation_periods,
+        "Threshold": render.threshold(catalog, alarm, env.name),
+        "ComparisonOperator": alarm.comparison,
+        "TreatMissingData": alarm.treat_missing_data,
+    }
+    if alarm.metric is not None:
+        m = alarm.metric
+        out.update(
+            MetricName=m.name,
+            Namespace=m.namespace,
+            Dimensions=_dimensions(catalog, env.name, m),
+            Period=m.period,
+        )
+        if m.extended_statistic:
+            out["ExtendedStatistic"] = m.extended_statistic
+        else:
+            out["Statistic"] = m.statistic
+        if m.unit:
+            out["Unit"] = m.unit
+    else:
+        queries = []
+        for q in alarm.metrics:
+            query: dict[str, Any] = {"Id": q.id, "ReturnData": q.return_data}
+            if q.metric is not None:
+                query["MetricStat"] = _metric_stat(catalog, env.name, q.metric)
+            else:
+                query["Expression"] = q.expression
+            if q.label:
+                query["Label"] = _text(catalog, env.name, q.label)
+            queries.append(query)
+        out["Metrics"] = queries
+    return out
+
+
+def put_metric_alarm_kwargs(catalog: Catalog, env: str, site_url: str) -> list[dict[str, Any]]:
+    """The exact `put_metric_alarm` arguments of every alarm in one environment, in catalog order."""
+    environment = _environment(catalog, env)
+    out = [_kwargs(catalog, a, environment, site_url) for a in catalog.alarms]
+    problems = [
+        Problem(
+            a.loc_of("summary") or a.loc or Loc("runbook_data/alarms"),
+            f"alarm '{a.id}': the AlarmDescription in {env} would be {len(kw['AlarmDescription'])} "
+            f"characters, CloudWatch allows {MAX_DESCRIPTION}: shorten the summary "
+            f"(the rest belongs in 'description', shown on the page)",
+        )
+        for a, kw in zip(catalog.alarms, out, strict=True)
+        if len(kw["AlarmDescription"]) > MAX_DESCRIPTION
+    ]
+    if problems:
+        raise RunbookError(problems)
+    return out
+
+
+# ------------------------------------------------------------------ file formats
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _terraform_dimensions(dims: list[dict[str, str]]) -> dict[str, str]:
+    return {d["Name"]: d["Value"] for d in dims}
+
+
+def _terraform_query(q: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": q["Id"], "return_data": q["ReturnData"]}
+    if "Label" in q:
+        out["label"] = q["Label"]
+    if "Expression" in q:
+        out["expression"] = q["Expression"]
+    if "MetricStat" in q:
+        stat = q["MetricStat"]
+        metric = {
+            "metric_name": stat["Metric"]["MetricName"],
+            "namespace": stat["Metric"]["Namespace"],
+            "dimensions": _terraform_dimensions(stat["Metric"]["Dimensions"]),
+            "period": stat["Period"],
+            "stat": stat["Stat"],
+        }
+        if "Unit" in stat:
+            metric["unit"] = stat["Unit"]
+        out["metric"] = metric
+    return out
+
+
+def _terraform_alarm(kw: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in kw.items():
+        if key == "Dimensions":
+            out["dimensions"] = _terraform_dimensions(value)
+        elif key == "Metrics":
+            out["metric_query"] = [_terraform_query(q) for q in value]
+        elif key == "OKActions":
+            out["ok_actions"] = value
+        else:
+            out[_snake(key)] = value
+    return out
+
+
+def _tf_id(alarm_id: str) -> str:
+    return alarm_id.replace("-", "_")
+
+
+def _cfn_id(alarm_id: str) -> str:
+    return "".join(part.capitalize() for part in alarm_id.split("-"))
+
+
+def render_alarms(catalog: Catalog, env: str, fmt: str, site_url: str) -> str:
+    """Every alarm of one environment as a Terraform JSON or CloudFormation JSON document."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    pairs = list(zip(catalog.alarms, put_metric_alarm_kwargs(catalog, env, site_url), strict=True))
+    note = f"Generated by `runbook export-alarms --env {env}` from runbook_data/: edit the data, not this file."
+    doc: dict[str, Any]
+    if fmt == "terraform":
+        doc = {
+            "//": note,
+            "resource": {"aws_cloudwatch_metric_alarm": {_tf_id(a.id): _terraform_alarm(kw) for a, kw in pairs}},
+        }
+    else:
+        doc = {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Description": f"Kanjona CloudWatch alarms ({env}). {note}",
+            "Resources": {
+                _cfn_id(a.id): {"Type": "AWS::CloudWatch::Alarm", "Properties": kw} for a, kw in pairs
+            },
+        }
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# ------------------------------------------------------------------ files
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """mkdocs.yml may hold `!!python/name:` and `!ENV` tags: read them as plain values."""
+
+
+def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_mapping(node)  # type: ignore[arg-type]
+
+
+_ConfigLoader.add_multi_constructor("", _any_tag)
+
+
+def site_url(mkdocs_yml: Path) -> str:
+    """mkdocs.yml's `site_url`, ending with a slash (alarm links are built on it)."""
+    with open(mkdocs_yml, encoding="utf-8") as fh:
+        config = yaml.load(fh, Loader=_ConfigLoader) or {}
+    url = config.get("site_url") if isinstance(config, dict) else None
+    if not isinstance(url, str) or not url.strip():
+        raise RunbookError(
+            [Problem(Loc(str(mkdocs_yml)), "site_url is not set: alarm descriptions link to <site_url>alarms/<id>/")]
+        )
+    url = url.strip()
+    return url if url.endswith("/") else url + "/"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder, so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the export is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
