@@ -1,0 +1,413 @@
+"""Static tier of the gate: the AWS CLI v2 parses every aws argv, nothing is sent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from runbook.static_check import (
+    AwsCall,
+    GateError,
+    StaticChecker,
+    StaticProblem,
+    check_api_params,
+    find_aws_cli_v2,
+    find_placeholders,
+    is_read_only_operation,
+)
+
+
+def _cli() -> str:
+    explicit = os.environ.get("RUNBOOK_AWS_CLI")
+    if explicit:
+        return explicit  # set (the Makefile sets it): must work, never skipped
+    if not Path("/usr/bin/aws").exists():
+        pytest.skip("no AWS CLI v2: set RUNBOOK_AWS_CLI or install Debian's awscli")
+    return "/usr/bin/aws"
+
+
+@pytest.fixture(scope="module")
+def checker():
+    with StaticChecker(_cli()) as c:
+        yield c
+
+
+def messages(problems: list[StaticProblem]) -> list[tuple[int, str]]:
+    return [(p.line, p.message) for p in problems]
+
+
+# ------------------------------------------------------------------ argv expansion
+
+
+def test_multiline_filter_log_events_with_date_passes(checker):
+    code = (
+        "aws logs filter-log-events \\\n"
+        "  --log-group-name /aws/lambda/orders-api \\\n"
+        "  --start-time \"$(date -d '1 hour ago' +%s)000\" \\\n"
+        "  --filter-pattern ERROR\n"
+    )
+    before = int(time.time()) - 3600
+    problems, calls = checker.check_shell(code)
+    after = int(time.time()) - 3600
+    assert problems == []
+    assert len(calls) == 1
+    call = calls[0]
+    assert call.line == 1
+    assert call.service == "logs" and call.operation == "FilterLogEvents"
+    start = call.argv[5]
+    assert call.argv == ("logs", "filter-log-events", "--log-group-name", "/aws/lambda/orders-api",
+                         "--start-time", start, "--filter-pattern", "ERROR")
+    assert start.endswith("000") and before <= int(start[:-3]) <= after
+
+
+def test_several_calls_each_with_its_own_line(checker):
+    code = (
+        "set -euo pipefail\n"                                                         # 1
+        "aws sqs get-queue-url --queue-name orders-dlq\n"                             # 2
+        "ACCOUNT=$(aws sts get-caller-identity \\\n"                                  # 3
+        "  --query Account --output text)\n"                                          # 4
+        "for q in orders-dlq payments-dlq; do\n"                                      # 5
+        "  aws sqs get-queue-attributes --queue-url \"https://sqs.us-east-1.amazonaws.com/$ACCOUNT/$q\" \\\n"
+        "    --attribute-names ApproximateNumberOfMessages\n"                         # 7
+        "done\n"                                                                      # 8
+        "if aws lambda get-function --function-name orders-api >/dev/null; then\n"    # 9
+        "  aws logs tail /aws/lambda/orders-api --since 10m | grep -c ERROR\n"        # 10
+        "fi\n"                                                                        # 11
+    )
+    problems, calls = checker.check_shell(code)
+    assert problems == []
+    assert [(c.line, c.argv[:2], c.operation) for c in calls] == [
+        (2, ("sqs", "get-queue-url"), "GetQueueUrl"),
+        (3, ("sts", "get-caller-identity"), "GetCallerIdentity"),
+        (6, ("sqs", "get-queue-attributes"), "GetQueueAttributes"),
+        (6, ("sqs", "get-queue-attributes"), "GetQueueAttributes"),
+        (9, ("lambda", "get-function"), "GetFunction"),
+        (10, ("logs", "tail"), "FilterLogEvents"),
+    ]
+    assert calls[2].argv[3].endswith("/gatestub/orders-dlq")  # a stubbed $(aws ...) value
+    assert calls[3].argv[3].endswith("/payments-dlq")
+
+
+def test_value_from_a_stubbed_command_is_not_judged(checker):
+    code = (
+        "ACCOUNT=$(aws sts get-caller-identity --query Account --output text)\n"
+        "FN=$(aws lambda list-functions | jq -r '.Functions[0].FunctionName')\n"
+        "aws sns publish --topic-arn \"arn:aws:sns:us-east-1:${ACCOUNT}:alerts\" --message hi\n"
+        "aws lambda get-function --function-name \"$FN\"\n"
+    )
+    problems, calls = checker.check_shell(code)
+    assert problems == []
+    assert len(calls) == 4
+
+
+def test_polling_loop_ends_and_later_commands_are_seen(checker):
+    code = (
+        "until [ \"$(aws dynamodb describe-table --table-name orders --query Table.TableStatus"
+        " --output text)\" = ACTIVE ]; do\n"
+        "  sleep 10\n"
+        "done\n"
+        "aws dynamodb describe-continuous-backups --table-name orders\n"
+    )
+    start = time.perf_counter()
+    problems, calls = checker.check_shell(code)
+    assert time.perf_counter() - start < 5
+    assert problems == []
+    assert [(c.line, c.operation) for c in calls] == [(1, "DescribeTable"),
+                                                      (4, "DescribeContinuousBackups")]
+
+
+def test_expansion_runs_nothing_real(checker, tmp_path):
+    victim = tmp_path / "keep"
+    victim.mkdir()
+    code = f"rm -rf {victim}\ncurl -s https://example.com/x\naws s3 ls\n"
+    problems, calls = checker.check_shell(code)
+    assert problems == []
+    assert victim.exists()
+    assert [c.argv for c in calls] == [("s3", "ls")]
+
+
+# ------------------------------------------------------------------ what the CLI rejects
+
+
+def test_misspelled_operation(checker):
+    problems, _ = checker.check_shell("aws xray get-trace-sumaries --start-time 1 --end-time 2\n")
+    assert messages(problems) == [(1, "aws xray get-trace-sumaries: argument operation: Invalid choice: "
+                                      "'get-trace-sumaries', maybe you meant: get-trace-summaries")]
+
+
+def test_unknown_option(checker):
+    problems, calls = checker.check_shell("aws logs describe-log-groups --log-group-prefix /aws/lambda/\n")
+    assert messages(problems) == [(1, "aws logs describe-log-groups: Unknown options: --log-group-prefix, "
+                                      "/aws/lambda/")]
+    assert calls[0].operation == "DescribeLogGroups"
+
+
+def test_missing_required_option(checker):
+    problems, _ = checker.check_shell("aws dynamodb get-item --key '{\"pk\": {\"S\": \"order#1\"}}'\n")
+    assert messages(problems) == [
+        (1, "aws dynamodb get-item: the following arguments are required: --table-name")]
+
+
+def test_option_without_its_value(checker):
+    problems, _ = checker.check_shell(
+        "aws sqs receive-message --queue-url https://sqs.us-east-1.amazonaws.com/1/q \\\n"
+        "  --max-number-of-messages\n")
+    assert messages(problems) == [
+        (1, "aws sqs receive-message: argument --max-number-of-messages: expected one argument")]
+
+
+def test_bad_json(checker):
+    problems, _ = checker.check_shell("aws dynamodb get-item --table-name orders --key '{pk: 1}'\n")
+    assert len(problems) == 1
+    assert problems[0].message.startswith(
+        "aws dynamodb get-item: Error parsing parameter '--key': Invalid JSON: Expecting property name")
+
+
+def test_bad_json_in_a_file_the_block_writes(checker):
+    code = (
+        "cat > item.json <<'JSON'\n"
+        "{\"pk\": {\"S\": \"a\"},}\n"
+        "JSON\n"
+        "aws dynamodb put-item --table-name orders --item file://item.json\n"
+    )
+    problems, _ = checker.check_shell(code)
+    assert len(problems) == 1 and problems[0].line == 4
+    assert problems[0].message.startswith("aws dynamodb put-item: Error parsing parameter '--item': "
+                                          "Invalid JSON")
+
+
+def test_missing_local_file_is_not_an_error(checker):
+    problems, calls = checker.check_shell(
+        "aws lambda update-function-code --function-name orders-api --zip-file fileb://build/orders.zip\n")
+    assert problems == []
+    assert calls[0].operation == "UpdateFunctionCode"
+
+
+def test_bad_shorthand(checker):
+    problems, _ = checker.check_shell("aws ec2 describe-instances --filters Name=tag:Name,Values=a,,==\n")
+    assert len(problems) == 1
+    assert problems[0].message.startswith(
+        "aws ec2 describe-instances: Error parsing parameter '--filters': Expected: ',', received: '='")
+
+
+def test_botocore_validation(checker):
+    problems, _ = checker.check_shell("aws dynamodb describe-table --table-name t\n")
+    assert messages(problems) == [
+        (1, "aws dynamodb describe-table: Parameter validation failed: Invalid length for parameter "
+            "TableName, value: 1, valid min length: 3")]
+
+
+# ------------------------------------------------------------------ constraints botocore leaves to AWS
+
+
+def test_enum_violation(checker):
+    code = (
+        "aws cloudwatch get-metric-statistics --namespace AWS/Lambda --metric-name Errors \\\n"
+        "  --start-time 2024-01-01T00:00:00Z --end-time 2024-01-01T01:00:00Z --period 300 \\\n"
+        "  --statistics Summ\n"
+    )
+    problems, calls = checker.check_shell(code)
+    assert messages(problems) == [
+        (1, "aws cloudwatch get-metric-statistics: --statistics (Statistics[0]): 'Summ' is not one of "
+            "SampleCount, Average, Sum, Minimum, Maximum (did you mean 'Sum'?)")]
+    assert calls[0].operation == "GetMetricStatistics"
+
+
+def test_pattern_violation(checker):
+    problems, _ = checker.check_shell('aws lambda get-function --function-name "orders api"\n')
+    assert len(problems) == 1
+    assert problems[0].message.startswith(
+        "aws lambda get-function: --function-name: 'orders api' does not match the pattern (arn:")
+
+
+def test_length_violation(checker):
+    problems, _ = checker.check_shell("aws lambda get-function --function-name " + "f" * 300 + "\n")
+    assert len(problems) == 1
+    assert problems[0].message.startswith("aws lambda get-function: --function-name: 'ffff")
+    assert problems[0].message.endswith("is 300 characters long, the maximum is 256")
+
+
+def test_numeric_range_violation(checker):
+    problems, _ = checker.check_shell(
+        "aws sqs receive-message --queue-url https://sqs.us-east-1.amazonaws.com/1/q"
+        " --max-number-of-messages 10 --wait-time-seconds 21 \n")
+    # the CLI 2.9.19's model has no range for WaitTimeSeconds; it is an int: nothing to check
+    assert problems == [] or all("WaitTimeSeconds" in p.message for p in problems)
+    assert check_api_params("logs", "FilterLogEvents", {"logGroupName": "g", "limit": 20000}) == [
+        ("limit", "20000 is above the maximum 10000")]
+
+
+def test_newer_enum_values_come_from_the_project_models(checker):
+    # The CLI 2.9.19's own model predates python3.12; AWS accepts it, and so do we.
+    problems, _ = checker.check_shell(
+        "aws lambda update-function-configuration --function-name orders-api --runtime python3.12\n")
+    assert problems == []
+
+
+# ------------------------------------------------------------------ v2-only behaviour
+
+
+def test_v2_only_logs_tail_passes(checker):
+    problems, calls = checker.check_shell("aws logs tail /aws/lambda/orders-api --since 1h --follow\n")
+    assert problems == []
+    assert calls == [AwsCall(1, ("logs", "tail", "/aws/lambda/orders-api", "--since", "1h", "--follow"),
+                             "logs", "FilterLogEvents")]
+
+
+def test_v2_binary_format_option_and_waiters(checker):
+    code = (
+        "aws lambda invoke --function-name orders-api --cli-binary-format raw-in-base64-out \\\n"
+        "  --payload '{\"ping\": true}' out.json\n"
+        "aws dynamodb wait table-exists --table-name orders\n"
+        "aws --profile prod --region eu-west-1 s3 rm s3://orders-artifacts/tmp/ --recursive\n"
+    )
+    problems, calls = checker.check_shell(code)
+    assert problems == []
+    assert [(c.line, c.service, c.operation) for c in calls] == [
+        (1, "lambda", "Invoke"), (3, "dynamodb", "DescribeTable"), (4, "s3", None)]
+
+
+# ------------------------------------------------------------------ shell text
+
+
+def test_bash_syntax_error_with_line(checker):
+    code = "echo start\nif true; then\n  aws s3 ls\nfi\nfi\n"
+    problems, calls = checker.check_shell(code)
+    assert messages(problems) == [(5, "bash: syntax error near unexpected token `fi'")]
+    assert calls == []
+
+
+def test_unresolved_placeholders(checker):
+    code = (
+        "aws lambda update-alias --function-name orders-{env} --name live \\\n"
+        "  --function-version <previous-version>\n"
+        "aws dynamodb put-item --table-name orders --item '{\"pk\": {\"S\": \"/users/{id}\"}}'\n"
+        "echo \"${HOME}\" | awk '{print}'  # {comment} <not-an-input>\n"
+    )
+    problems, calls = checker.check_shell(code)
+    assert messages(problems) == [(1, "unresolved placeholder {env}"),
+                                  (2, "unfilled operator input <previous-version>")]
+    assert calls[0].argv == ("lambda", "update-alias", "--function-name", "orders-{env}", "--name", "live",
+                             "--function-version", "<previous-version>")
+
+
+def test_placeholder_scan_alone():
+    assert messages(find_placeholders("x={svc.name}\ny={{ env }}\n")) == [
+        (1, "unresolved placeholder {svc.name}"), (2, "unresolved template expression {{ env }}")]
+
+
+@pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck not installed")
+def test_shellcheck_errors(checker):
+    problems, _ = checker.check_shell('x=1\nif [ "$x" = "y"]; then echo a; fi\n')
+    assert (2, "shellcheck SC1020: You need a space before the ].") in messages(problems)
+
+
+# ------------------------------------------------------------------ python blocks
+
+
+def test_python_syntax_error(checker):
+    assert messages(checker.check_python("import boto3\ndef f(:\n    pass\n")) == [
+        (2, "python: SyntaxError: invalid syntax")]
+
+
+def test_python_boto3_wrong_method_and_arguments(checker):
+    code = (
+        "import boto3\n"
+        "logs = boto3.client('logs', region_name='us-east-1')\n"
+        "resp = logs.filter_log_event(logGroupName='/aws/lambda/x')\n"
+        "ddb = boto3.session.Session().client('dynamodb')\n"
+        "ddb.get_item(TableName='orders')\n"
+        "ddb.get_item(TableName='orders', Key={}, Consistent=True)\n"
+        "boto3.client('dynamo')\n"
+        "pages = logs.get_paginator('filter_log_events')\n"
+        "for page in pages.paginate(logGroupName='/aws/lambda/x'):\n"
+        "    print(page)\n"
+    )
+    assert messages(checker.check_python(code)) == [
+        (3, "boto3 logs: logs.filter_log_event() is not an operation of logs; did you mean 'filter_log_events'?"),
+        (5, "boto3 dynamodb: ddb.get_item(): missing required parameter Key"),
+        (6, "boto3 dynamodb: ddb.get_item(): unknown parameter 'Consistent'; did you mean 'ConsistentRead'?"),
+        (7, "boto3: unknown service 'dynamo'; did you mean 'dynamodb'?"),
+    ]
+
+
+def test_python_is_conservative(checker):
+    code = (
+        "import boto3\n"
+        "client = boto3.client(service)\n"
+        "client.anything()\n"
+        "c = boto3.client('logs')\n"
+        "c = make_other_thing()\n"
+        "c.not_an_operation()\n"
+        "kw = {}\n"
+        "boto3.client('logs').filter_log_events(**kw)\n"
+    )
+    assert checker.check_python(code) == []
+
+
+# ------------------------------------------------------------------ the gate itself
+
+
+def test_read_only_operations():
+    assert is_read_only_operation("FilterLogEvents")
+    assert is_read_only_operation("BatchGetItem")
+    assert not is_read_only_operation("PutItem")
+    assert not is_read_only_operation(None)
+
+
+def test_worker_restarts_after_dying(checker):
+    assert checker._worker is not None and checker._worker.proc is not None
+    checker._worker.proc.kill()
+    checker._worker.proc.wait()
+    problems, calls = checker.check_shell("aws sts get-caller-identity\n")
+    assert problems == [] and calls[0].operation == "GetCallerIdentity"
+
+
+def _fake_cli(tmp_path: Path, version_line: str) -> str:
+    fake = tmp_path / "aws"
+    fake.write_text(f"#!/bin/sh\necho '{version_line}'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    return str(fake)
+
+
+def test_gate_error_for_v1_cli(tmp_path):
+    with pytest.raises(GateError, match=r"is not AWS CLI v2: 'aws-cli/1\.2\.3 .*needs aws-cli/2"):
+        find_aws_cli_v2(_fake_cli(tmp_path, "aws-cli/1.2.3 Python/3.11.2 Linux/6 botocore/1.2.3"))
+
+
+def test_gate_error_for_the_v1_cli_on_path():
+    on_path = shutil.which("aws")
+    if not on_path:
+        pytest.skip("no aws on PATH")
+    try:
+        version = subprocess.run([on_path, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        pytest.skip("aws on PATH does not run")
+    if (version.stdout or version.stderr).startswith("aws-cli/2."):
+        pytest.skip("aws on PATH is v2")
+    with pytest.raises(GateError, match="not AWS CLI v2"):
+        find_aws_cli_v2(on_path)
+
+
+def test_gate_error_for_missing_cli(tmp_path):
+    with pytest.raises(GateError, match="does not exist or is not executable"):
+        find_aws_cli_v2(str(tmp_path / "no-such-aws"))
+    with pytest.raises(GateError, match="does not exist"):
+        StaticChecker(str(tmp_path / "no-such-aws"))
+
+
+def test_gate_error_from_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNBOOK_AWS_CLI", _fake_cli(tmp_path, "aws-cli/1.45.11 Python/3.11.7"))
+    with pytest.raises(GateError, match="from RUNBOOK_AWS_CLI"):
+        find_aws_cli_v2()
+
+
+def test_explicit_v2_cli_is_accepted():
+    cli = _cli()
+    assert find_aws_cli_v2(cli) == cli
