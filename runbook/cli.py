@@ -42,6 +42,16 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _links(args: argparse.Namespace) -> int:
+    from . import links
+
+    problems, summary = links.run(args.mkdocs, args.site, args.record)
+    for line in problems:
+        print(line)
+    print(summary, file=sys.stderr)
+    return 1 if problems else 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from . import gate
 
@@ -66,6 +76,12 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("schema", help="write the JSON Schemas of the data files (for editors)")
     s.add_argument("--out", type=Path, default=PROJECT / "runbook_data" / "schema")
     s.set_defaults(func=_schema)
+
+    k = sub.add_parser("links", help="check every link of the built site and the published URLs")
+    k.add_argument("--site", type=Path, help="an already built site (default: build one into a temp dir)")
+    k.add_argument("--record", action="store_true", help="rewrite docs/published-urls.txt from the site")
+    k.add_argument("--mkdocs", type=Path, default=PROJECT / "mkdocs.yml")
+    k.set_defaults(func=_links)
 
     v = sub.add_parser("verify", help="run every command of the site against moto")
     v.add_argument("--env", action="append", dest="envs", metavar="ENV", help="repeatable; default: all")

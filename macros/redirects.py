@@ -1,0 +1,31 @@
+"""MkDocs hook: redirect pages for every alarm's CloudWatch name (per environment) and former ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mkdocs.structure.files import Files
+
+from runbook import links
+from runbook.load import load_cached
+
+
+def on_files(files: Files, config: Any) -> Files:
+    # The published-URL list lives in docs/ beside the pages it protects, but is not content.
+    listed = files.get_file_from_path(links.PUBLISHED.name)
+    if listed is not None:
+        files.remove(listed)
+    return files
+
+
+def on_post_build(config: Any) -> None:
+    cat = load_cached(Path(config.config_file_path).parent / "runbook_data")
+    site_dir = Path(config.site_dir)
+    for page in links.redirects(cat, str(config.site_url or "")):
+        target = site_dir / page.path
+        # A real page wins: a redirect never hides content (the link check reports the clash).
+        if target.exists() and not links.is_redirect(target.read_text(encoding="utf-8")):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(page.html, encoding="utf-8")
