@@ -2,16 +2,34 @@
 (function () {
   "use strict";
 
-  // ?env=prod selects the prod tabs, as a click would (Material then keeps the choice).
+  function labelText(label) {
+    return label.textContent.trim();
+  }
+
+  // ?env=prod (the link in an alarm's description) selects the prod tab of every tab set, and
+  // remembers it the way a click does, so the next pages open on prod too. The inputs are
+  // checked before Material mounts its tab components (it mounts them asynchronously after
+  // DOMContentLoaded), so Material starts from this state: indicator and linking included.
   function selectEnvFromQuery() {
     var env = new URLSearchParams(window.location.search).get("env");
     if (!env) return;
-    var labels = document.querySelectorAll(".tabbed-labels > label");
-    for (var i = 0; i < labels.length; i++) {
-      if (labels[i].textContent.trim() === env) {
-        labels[i].click();
-        return;
+    var found = false;
+    document.querySelectorAll(".tabbed-set").forEach(function (set) {
+      var labels = set.querySelectorAll(":scope > .tabbed-labels > label");
+      for (var i = 0; i < labels.length; i++) {
+        if (labelText(labels[i]) !== env) continue;
+        var input = document.getElementById(labels[i].htmlFor);
+        if (input) {
+          input.checked = true;
+          found = true;
+        }
+        break;
       }
+    });
+    // Same storage entry Material's content.tabs.link writes on a click (most recent first).
+    if (found && typeof window.__md_get === "function" && typeof window.__md_set === "function") {
+      var tabs = window.__md_get("__tabs") || [];
+      window.__md_set("__tabs", [env].concat(tabs.filter(function (t) { return t !== env; })));
     }
   }
 
@@ -44,7 +62,11 @@
     selectEnvFromQuery();
   }
 
-  if (document.readyState === "loading") {
+  // Material's document$ emits each page (also with instant navigation); without the theme's
+  // bundle, fall back to the DOM being ready.
+  if (window.document$ && typeof window.document$.subscribe === "function") {
+    window.document$.subscribe(init);
+  } else if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", init);
   } else {
     init();
