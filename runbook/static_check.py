@@ -324,6 +324,45 @@ timeout() {
 }
 nohup() { "$@"; }
 sudo() { while [[ $1 == -* ]]; do shift; done; "$@"; }
+env() {
+  (
+    while (($#)); do
+      case $1 in -i|-|--ignore-environment) shift ;; -u) shift 2 ;; *=*) export "$1"; shift ;; *) break ;; esac
+    done
+    if (($#)); then "$@"; else builtin command env; fi
+  )
+}
+watch() {
+  while [[ $1 == -* ]]; do case $1 in -n|--interval) shift ;; esac; shift; done
+  "$@"
+}
+command() {
+  if [[ $1 == aws ]]; then shift; aws "$@"; else builtin command "$@"; fi
+}
+xargs() {  # enough of xargs to run an aws function once per input item
+  local repl= items=() item a
+  while [[ $1 == -* ]]; do
+    case $1 in
+      -I) repl=$2; shift ;;
+      -I*) repl=${1#-I} ;;
+      -n|-P|-L|-d|-s|-E) shift ;;
+    esac
+    shift
+  done
+  mapfile -t items < <(builtin command cat)
+  (($#)) || set -- echo
+  if [[ -n $repl ]]; then
+    for item in "${items[@]}"; do
+      local args=()
+      for a in "$@"; do args+=("${a//"$repl"/$item}"); done
+      "${args[@]}"
+    done
+  else
+    local words=()
+    for item in "${items[@]}"; do read -ra a <<<"$item"; words+=("${a[@]}"); done
+    "$@" "${words[@]}"
+  fi
+}
 # Polling loops: sleep is instant and breaks the enclosing loop after a few rounds.
 declare -A __gate_sleeps
 __gate_sleep() {

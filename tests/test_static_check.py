@@ -94,6 +94,21 @@ def test_several_calls_each_with_its_own_line(checker):
     assert calls[3].argv[3].endswith("/payments-dlq")
 
 
+def test_calls_through_wrappers_are_captured(checker):
+    code = (
+        "env AWS_REGION=eu-west-1 aws sts get-caller-identity\n"
+        "aws s3api list-objects-v2 --bucket b --query 'Contents[].Key' --output text \\\n"
+        "  | xargs -I{} aws s3api head-object --bucket b --key {}\n"
+        "timeout 60 aws logs tail /aws/lambda/orders-api --follow\n"
+        "command aws logs describe-log-groups\n"
+    )
+    problems, calls = checker.check_shell(code)
+    assert problems == []
+    assert [(c.line, c.operation) for c in calls] == [
+        (1, "GetCallerIdentity"), (2, "ListObjectsV2"), (3, "HeadObject"), (4, "FilterLogEvents"),
+        (5, "DescribeLogGroups")]
+
+
 def test_value_from_a_stubbed_command_is_not_judged(checker):
     code = (
         "ACCOUNT=$(aws sts get-caller-identity --query Account --output text)\n"
