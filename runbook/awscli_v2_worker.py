@@ -195,7 +195,7 @@ class Worker:
                 out[name] = {
                     "string": "gatestub", "integer": 0, "long": 0, "boolean": False,
                     "double": 0.0, "float": 0.0,
-                    "timestamp": datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)  # noqa: UP017 - any CLI Python,
+                    "timestamp": datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc),  # noqa: UP017 (any CLI Python)
                 }.get(member.type_name)
         return out
 
