@@ -6,6 +6,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +41,36 @@ def _environment(catalog: Catalog, env: str) -> Environment:
         ) from None
 
 
-def _text(catalog: Catalog, env: str, text: str) -> str:
-    """A pattern filled in for one environment (operator inputs stay visible as <name>)."""
-    return placeholders.substitute(text, catalog.scope(env), lambda n: f"<{n}>")
+def _text(catalog: Catalog, env: str, text: str, deployed: Mapping[str, str] | None = None) -> str:
+    """A pattern filled in for one environment (operator inputs stay visible as <name>).
+
+    A deploy-time name (`{api.id}`) takes its value from `deployed`, else becomes `${api_id}`,
+    which the file formats turn into a variable or parameter.
+    """
+
+    def fill(name: str) -> str:
+        if deployed is not None and name in deployed:
+            return deployed[name]
+        if name in placeholders.deploy_names(catalog):
+            return "${" + placeholders.deploy_variable(name) + "}"
+        return f"<{name}>"
+
+    return placeholders.substitute(text, catalog.scope(env), fill)
 
 
-def _dimensions(catalog: Catalog, env: str, m: Metric) -> list[dict[str, str]]:
-    return [{"Name": k, "Value": _text(catalog, env, v)} for k, v in m.dimensions.items()]
+def _dimensions(
+    catalog: Catalog, env: str, m: Metric, deployed: Mapping[str, str] | None = None
+) -> list[dict[str, str]]:
+    return [{"Name": k, "Value": _text(catalog, env, v, deployed)} for k, v in m.dimensions.items()]
 
 
-def _metric_stat(catalog: Catalog, env: str, m: Metric) -> dict[str, Any]:
+def _metric_stat(catalog: Catalog, env: str, m: Metric, deployed: Mapping[str, str] | None = None) -> dict[str, Any]:
     stat: dict[str, Any] = {
-        "Metric": {"Namespace": m.namespace, "MetricName": m.name, "Dimensions": _dimensions(catalog, env, m)},
+        "Metric": {
+            "Namespace": m.namespace,
+            "MetricName": m.name,
+            "Dimensions": _dimensions(catalog, env, m, deployed),
+        },
         "Period": m.period,
         "Stat": m.extended_statistic or m.statistic,
     }
@@ -66,7 +85,9 @@ def description(catalog: Catalog, alarm: Alarm, env: str, site_url: str) -> str:
     return f"{summary}\nRunbook: {alarm_url(site_url, alarm.id, env)}"
 
 
-def _kwargs(catalog: Catalog, alarm: Alarm, env: Environment, site_url: str) -> dict[str, Any]:
+def _kwargs(
+    catalog: Catalog, alarm: Alarm, env: Environment, site_url: str, deployed: Mapping[str, str] | None
+) -> dict[str, Any]:
     topic = _text(catalog, env.name, env.alarm_topics[alarm.severity])
     arn = f"arn:aws:sns:{env.region}:{env.account}:{topic}"
     out: dict[str, Any] = {
@@ -86,7 +107,7 @@ def _kwargs(catalog: Catalog, alarm: Alarm, env: Environment, site_url: str) -> 
         out.update(
             MetricName=m.name,
             Namespace=m.namespace,
-            Dimensions=_dimensions(catalog, env.name, m),
+            Dimensions=_dimensions(catalog, env.name, m, deployed),
             Period=m.period,
         )
         if m.extended_statistic:
@@ -100,7 +121,7 @@ def _kwargs(catalog: Catalog, alarm: Alarm, env: Environment, site_url: str) -> 
         for q in alarm.metrics:
             query: dict[str, Any] = {"Id": q.id, "ReturnData": q.return_data}
             if q.metric is not None:
-                query["MetricStat"] = _metric_stat(catalog, env.name, q.metric)
+                query["MetricStat"] = _metric_stat(catalog, env.name, q.metric, deployed)
             else:
                 query["Expression"] = q.expression
             if q.label:
@@ -110,10 +131,16 @@ def _kwargs(catalog: Catalog, alarm: Alarm, env: Environment, site_url: str) -> 
     return out
 
 
-def put_metric_alarm_kwargs(catalog: Catalog, env: str, site_url: str) -> list[dict[str, Any]]:
-    """The exact `put_metric_alarm` arguments of every alarm in one environment, in catalog order."""
+def put_metric_alarm_kwargs(
+    catalog: Catalog, env: str, site_url: str, deployed: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The exact `put_metric_alarm` arguments of every alarm in one environment, in catalog order.
+
+    `deployed` gives deploy-time values such as {"api.id": "a1b2c3"}; without it they stay
+    `${api_id}` for the file formats to declare as inputs.
+    """
     environment = _environment(catalog, env)
-    out = [_kwargs(catalog, a, environment, site_url) for a in catalog.alarms]
+    out = [_kwargs(catalog, a, environment, site_url, deployed) for a in catalog.alarms]
     problems = [
         Problem(
             a.loc_of("summary") or a.loc or Loc("runbook_data/alarms"),
@@ -183,6 +210,47 @@ def _cfn_id(alarm_id: str) -> str:
     return "".join(part.capitalize() for part in alarm_id.split("-"))
 
 
+def _map_strings(value: Any, fn: Callable[[str], Any]) -> Any:
+    if isinstance(value, dict):
+        return {k: _map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(v, fn) for v in value]
+    return fn(value) if isinstance(value, str) else value
+
+
+def _deploy_inputs(catalog: Catalog, env: str, doc: Any) -> dict[str, str]:
+    """Deploy-time variables the document uses (api_id → what it is), found by their `${...}` mark."""
+    text = json.dumps(doc)
+    out = {}
+    for name, resource in placeholders.deploy_names(catalog).items():
+        var = placeholders.deploy_variable(name)
+        if "${" + var + "}" in text:
+            attr = name.rsplit(".", 1)[1]
+            out[var] = f"The {attr} of {_text(catalog, env, '{' + resource + '}')}, assigned by AWS at deploy time"
+    return out
+
+
+def _cfn_param(var: str) -> str:
+    return "".join(part.capitalize() for part in var.split("_"))
+
+
+def _cfn_value(s: str, variables: Mapping[str, str]) -> Any:
+    for var in variables:
+        if s == "${" + var + "}":
+            return {"Ref": _cfn_param(var)}
+    if any("${" + var + "}" in s for var in variables):
+        for var in variables:
+            s = s.replace("${" + var + "}", "${" + _cfn_param(var) + "}")
+        return {"Fn::Sub": s}
+    return s
+
+
+def _tf_value(s: str, variables: Mapping[str, str]) -> str:
+    for var in variables:
+        s = s.replace("${" + var + "}", "${var." + var + "}")
+    return s
+
+
 def render_alarms(catalog: Catalog, env: str, fmt: str, site_url: str) -> str:
     """Every alarm of one environment as a Terraform JSON or CloudFormation JSON document."""
     if fmt not in FORMATS:
@@ -191,18 +259,24 @@ def render_alarms(catalog: Catalog, env: str, fmt: str, site_url: str) -> str:
     note = f"Generated by `runbook export-alarms --env {env}` from runbook_data/: edit the data, not this file."
     doc: dict[str, Any]
     if fmt == "terraform":
+        alarms = {_tf_id(a.id): _terraform_alarm(kw) for a, kw in pairs}
+        variables = _deploy_inputs(catalog, env, alarms)
         doc = {
             "//": note,
-            "resource": {"aws_cloudwatch_metric_alarm": {_tf_id(a.id): _terraform_alarm(kw) for a, kw in pairs}},
+            "resource": {"aws_cloudwatch_metric_alarm": _map_strings(alarms, lambda s: _tf_value(s, variables))},
         }
+        if variables:
+            doc["variable"] = {v: {"type": "string", "description": d} for v, d in variables.items()}
     else:
+        resources = {_cfn_id(a.id): {"Type": "AWS::CloudWatch::Alarm", "Properties": kw} for a, kw in pairs}
+        variables = _deploy_inputs(catalog, env, resources)
         doc = {
             "AWSTemplateFormatVersion": "2010-09-09",
             "Description": f"Kanjona CloudWatch alarms ({env}). {note}",
-            "Resources": {
-                _cfn_id(a.id): {"Type": "AWS::CloudWatch::Alarm", "Properties": kw} for a, kw in pairs
-            },
+            "Resources": _map_strings(resources, lambda s: _cfn_value(s, variables)),
         }
+        if variables:
+            doc["Parameters"] = {_cfn_param(v): {"Type": "String", "Description": d} for v, d in variables.items()}
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

@@ -271,11 +271,20 @@ def _cross_check(cat: Catalog, sources: dict[str, Source]) -> list[Problem]:
         if name in env_names:
             problems.append(Problem(at(cat.inputs[name]), f"operator input '{name}' shadows a value"))
     known = sorted(env_names | set(cat.inputs))
+    deployed = placeholders.deploy_names(cat)
     for source in sources.values():
         for path, text in _strings(source.data):
             for m in placeholders.find(text):
                 name = m.group(1)
-                if name not in env_names and name not in cat.inputs:
+                if name in deployed and "dimensions" not in path:
+                    problems.append(
+                        Problem(
+                            source.text_loc(path, m.start()),
+                            f"'{{{name}}}' is assigned by AWS at deploy time: only alarm dimensions may use it "
+                            f"(commands look it up by name, e.g. with get-apis)",
+                        )
+                    )
+                elif name not in env_names and name not in cat.inputs and name not in deployed:
                     problems.append(
                         Problem(
                             source.text_loc(path, m.start()),

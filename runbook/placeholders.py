@@ -38,6 +38,26 @@ RESOURCE_ATTRS: dict[str, dict[str, str]] = {
 }
 
 
+# Attributes AWS assigns at deploy time (an HTTP API's id). Only alarm dimensions may use them:
+# the export turns them into a Terraform variable / CloudFormation parameter, the gate's world
+# passes the ids of what it created, and commands look the id up by name instead.
+DEPLOY_ATTRS: dict[str, tuple[str, ...]] = {"http_api": ("id",), "cloudfront_distribution": ("id",)}
+
+
+def deploy_names(catalog: Catalog) -> dict[str, str]:
+    """`{resource.attr}` names known only once deployed → the resource they belong to."""
+    return {
+        f"{rname}.{attr}": rname
+        for rname, res in catalog.resources.items()
+        for attr in DEPLOY_ATTRS.get(res.type, ())
+    }
+
+
+def deploy_variable(name: str) -> str:
+    """The variable a deploy-time name becomes in exported definitions: api.id → api_id."""
+    return name.replace(".", "_")
+
+
 def find(text: str) -> Iterator[re.Match[str]]:
     return PLACEHOLDER.finditer(text)
 

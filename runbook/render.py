@@ -60,9 +60,13 @@ def per_env(cat: Catalog, pattern: str) -> dict[str, str]:
 def prose(cat: Catalog, text: str) -> str:
     """Markdown text with placeholders: one value if all environments agree, else each labelled."""
 
+    deployed = placeholders.deploy_names(cat)
+
     def one(name: str) -> str:
         if name in cat.inputs:
             return f"&lt;{name}&gt;"
+        if name in deployed:
+            return f"the {name.rsplit('.', 1)[1]} of " + one(deployed[name])
         values = {e.name: cat.scope(e.name)[name] for e in cat.environments}
         if len(set(values.values())) == 1:
             return next(iter(values.values()))

@@ -55,8 +55,11 @@ def test_descriptions_fit_cloudwatch_and_name_the_page() -> None:
 
 def test_kwargs_resolve_names_thresholds_topics_and_dimensions_per_environment() -> None:
     for env in CATALOG.environments:
-        scope = CATALOG.scope(env.name)
-        for a, kw in zip(CATALOG.alarms, export.put_metric_alarm_kwargs(CATALOG, env.name, SITE_URL), strict=True):
+        scope = {**CATALOG.scope(env.name), "api.id": "a1b2c3d4"}
+        deployed = {"api.id": "a1b2c3d4"}
+        for a, kw in zip(
+            CATALOG.alarms, export.put_metric_alarm_kwargs(CATALOG, env.name, SITE_URL, deployed), strict=True
+        ):
             assert kw["AlarmName"] == a.name.replace("{env}", env.name)
             topic = f"arn:aws:sns:{env.region}:{env.account}:{env.alarm_topics[a.severity]}"
             assert kw["AlarmActions"] == kw["OKActions"] == [topic]
@@ -86,7 +89,7 @@ def test_cloudformation_template_passes_cfn_lint(tmp_path: Path, env: str) -> No
 @pytest.mark.parametrize("env", ENVS)
 def test_terraform_json_has_one_alarm_resource_per_alarm(tmp_path: Path, env: str) -> None:
     doc = json.loads(export_cli(tmp_path, env, "terraform").read_text(encoding="utf-8"))
-    assert set(doc) == {"//", "resource"} and set(doc["resource"]) == {"aws_cloudwatch_metric_alarm"}
+    assert set(doc) == {"//", "resource", "variable"} and set(doc["resource"]) == {"aws_cloudwatch_metric_alarm"}
     alarms = doc["resource"]["aws_cloudwatch_metric_alarm"]
     assert sorted(alarms) == sorted(a.id.replace("-", "_") for a in CATALOG.alarms)
     for a in CATALOG.alarms:
@@ -135,7 +138,7 @@ def test_put_metric_alarm_accepts_every_definition_in_moto(env: str, monkeypatch
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(key, "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    kwargs = export.put_metric_alarm_kwargs(CATALOG, env, SITE_URL)
+    kwargs = export.put_metric_alarm_kwargs(CATALOG, env, SITE_URL, {"api.id": "a1b2c3d4"})
     with mock_aws():
         cw = boto3.client("cloudwatch", region_name=environment.region)
         for kw in kwargs:
@@ -249,3 +252,28 @@ def test_every_description_link_opens_an_alarm_page(built_site: BuiltSite) -> No
             assert (built_site.site_dir / path / "index.html").is_file(), url.group(0)
             links += 1
     assert links == len(ENVS) * len(CATALOG.alarms)
+
+
+def test_deploy_time_ids_become_inputs_of_the_exported_definitions() -> None:
+    catalog = load(ROOT / "runbook_data")
+    cfn = json.loads(export.render_alarms(catalog, "prod", "cloudformation", "https://x.test/"))
+    assert cfn["Parameters"]["ApiId"]["Type"] == "String"
+    assert {"Name": "ApiId", "Value": {"Ref": "ApiId"}} in cfn["Resources"]["Api5xx"]["Properties"]["Dimensions"]
+    tf = json.loads(export.render_alarms(catalog, "prod", "terraform", "https://x.test/"))
+    assert tf["variable"]["api_id"]["type"] == "string"
+    assert tf["resource"]["aws_cloudwatch_metric_alarm"]["api_5xx"]["dimensions"] == {"ApiId": "${var.api_id}"}
+    seeded = export.put_metric_alarm_kwargs(catalog, "prod", "https://x.test/", {"api.id": "a1b2c3d4"})
+    api_5xx = next(kw for kw in seeded if kw["AlarmName"] == "kanjona-prod-api-5xx")
+    assert api_5xx["Dimensions"] == [{"Name": "ApiId", "Value": "a1b2c3d4"}]
+
+
+def test_a_deploy_time_id_outside_alarm_dimensions_is_a_located_error(tmp_path: Path) -> None:
+    data = tmp_path / "runbook_data"
+    shutil.copytree(ROOT / "runbook_data", data)
+    group = data / "alarms" / "lambda.yaml"
+    text = group.read_text(encoding="utf-8")
+    group.write_text(text.replace("--function-name {lead_handler} --name live", "--api-id {api.id}", 1))
+    with pytest.raises(RunbookError) as err:
+        load(data)
+    assert len(err.value.problems) == 1
+    assert "'{api.id}' is assigned by AWS at deploy time" in str(err.value)
