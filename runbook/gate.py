@@ -19,6 +19,9 @@ from pathlib import Path
 from .load import Catalog, load
 from .placeholders import substitute
 from .snippets import AnnotationError, Snippet, extract_dir
+from .static_check import GateError, find_aws_cli_v2
+
+__all__ = ["GateError", "Plan", "Result", "plan", "run"]
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -28,10 +31,6 @@ READ_ONLY_CUSTOM = {("logs", "tail"), ("s3", "ls")}
 # Python (boto3) method names that change state.
 MUTATING_PY = ("put_", "create_", "delete_", "update_", "send_", "rotate_", "restore_", "invoke", "receive_",
                "start_", "stop_", "tag_", "set_", "purge_", "publish")
-
-
-class GateError(Exception):
-    """The gate itself cannot run (no CLI v2, moto would not start...): exit code 2."""
 
 
 @dataclass
@@ -253,13 +252,7 @@ def _skip_reason(s: Snippet) -> str | None:
 
 def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | None = None) -> list[Result]:
     """Every snippet's result, in page order. Lanes run in parallel threads (one sandbox each)."""
-    from .static_check import GateError as CheckerGateError
-    from .static_check import find_aws_cli_v2
-
-    try:
-        cli = find_aws_cli_v2(aws_cli or os.environ.get("RUNBOOK_AWS_CLI"))
-    except CheckerGateError as exc:
-        raise GateError(str(exc)) from None
+    cli = find_aws_cli_v2(aws_cli or os.environ.get("RUNBOOK_AWS_CLI"))
     results: dict[int, Result] = {}
     todo: list[tuple[int, Snippet]] = []
     for i, s in enumerate(p.snippets):
