@@ -125,9 +125,12 @@ def plan(
     tmp = tempfile.TemporaryDirectory(prefix="runbook-gate-")
     out = Path(tmp.name)
     seconds = render_pages(mkdocs_yml, out, docs_dir)
-    shown = os.path.relpath(docs_dir or mkdocs_yml.parent / "docs", Path.cwd()).replace(os.sep, "/") + "/"
-    if shown.startswith("../../"):
-        shown = str((docs_dir or mkdocs_yml.parent / "docs").resolve()) + "/"
+    # The site's own pages are named as in the repository; another folder as given.
+    shown = "docs/"
+    if docs_dir is not None:
+        shown = os.path.relpath(docs_dir, Path.cwd()).replace(os.sep, "/") + "/"
+        if shown.startswith("../"):
+            shown = str(docs_dir.resolve()) + "/"
     try:
         snippets = extract_dir(out / "rendered", shown, known, catalog.default_env.name)
     except AnnotationError as exc:

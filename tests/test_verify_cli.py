@@ -1,0 +1,83 @@
+"""`runbook verify`: failures located on the page, the JSON report, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT
+
+AWS_CLI = os.environ.get("RUNBOOK_AWS_CLI", "/usr/bin/aws")
+
+
+def verify(*args: str, cwd: Path, aws_cli: str = AWS_CLI) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RUNBOOK_AWS_CLI": aws_cli, "NO_MKDOCS_2_WARNING": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "runbook", "verify", "--mkdocs", str(ROOT / "mkdocs.yml"), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_a_page_with_broken_commands_fails_at_each_block(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", docs)
+    shutil.copy(ROOT / "tests/data/broken_docs/broken.md", docs / "broken.md")
+    proc = verify("--docs", "docs", "--page", "broken.md", "--report", "r.json", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    failures = [line for line in lines if line.startswith("docs/broken.md:")]
+    assert [f.split(" [")[0] for f in failures] == [f"docs/broken.md:{n}" for n in (5, 9, 13, 17, 21)]
+    assert "static: failed: line 6: aws logs filter-log-events: Unknown options: --filter-patern" in failures[0]
+    assert "Invalid choice: 'get-function-configuraton', maybe you meant: get-function-configuration" in failures[1]
+    assert failures[2].startswith("docs/broken.md:13 [dev] exec: failed:")
+    assert "ResourceNotFoundException" in failures[2]
+    assert "--key" in failures[3] and "JSON" in failures[3]
+    assert "required" in failures[4] and "--queue-url" in failures[4]
+    assert lines[-1] == "1 passed, 5 failed, 0 skipped"
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["summary"]["failed"] == 5 and report["summary"]["passed"] == 1
+    first = report["results"][0]
+    assert set(first) == {"page", "line", "env", "tier", "status", "command", "message", "origin"}
+    assert first["page"] == "docs/broken.md" and first["line"] == 5 and first["env"] == "dev"
+
+
+def test_report_lists_every_block_of_every_page_for_every_environment(tmp_path: Path) -> None:
+    proc = verify("--static-only", "--report", "r.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["results"]
+    pages = {r["page"] for r in results}
+    assert "docs/alarms/lambda-errors.md" in pages and "docs/index.md" in pages
+    assert {r["env"] for r in results} == {"dev", "prod"}
+    by_page_env = {(r["page"], r["env"]) for r in results}
+    assert ("docs/alarms/sqs-dlq.md", "prod") in by_page_env
+    assert all(r["status"] in {"passed", "skipped"} for r in results)
+    skipped = [r for r in results if r["status"] == "skipped"]
+    assert skipped and all(r["message"] for r in skipped)
+
+
+def test_only_the_chosen_environment_is_verified(tmp_path: Path) -> None:
+    proc = verify("--static-only", "--env", "prod", "--report", "r.json", "--page", "*lambda-errors.md", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["results"]
+    assert results and {r["env"] for r in results} == {"prod"}
+
+
+def test_without_the_cli_v2_the_gate_refuses_with_exit_2(tmp_path: Path) -> None:
+    fake = tmp_path / "aws"
+    fake.write_text("#!/bin/sh\necho 'aws-cli/1.45.11 Python/3.11.7 Linux botocore/1.43.11'\n")
+    fake.chmod(0o755)
+    proc = verify("--static-only", "--page", "*index.md", cwd=tmp_path, aws_cli=str(fake))
+    assert proc.returncode == 2
+    assert "v2" in proc.stderr and "Traceback" not in proc.stderr
+    proc = verify("--static-only", "--page", "*index.md", cwd=tmp_path, aws_cli=str(tmp_path / "missing"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_an_unknown_environment_is_refused(tmp_path: Path) -> None:
+    proc = verify("--env", "staging", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "unknown environment 'staging' (known: dev, prod)" in proc.stderr
