@@ -32,10 +32,11 @@ def verdicts() -> dict[str, gate.Result]:
 @pytest.mark.parametrize("snippet", PLAN.snippets, ids=[s.id for s in PLAN.snippets])
 def test_block(snippet: Snippet, verdicts: dict[str, gate.Result]) -> None:
     r = verdicts[snippet.id]
+    reason = r.message.strip().splitlines()[0] if r.message.strip() else ""
     if r.status == "skipped":
-        pytest.skip(f"{snippet.id}: {r.message}")
+        pytest.skip(f"{snippet.id}: {reason}")
     if r.status == "xfailed":
-        pytest.xfail(f"{snippet.id}: {r.message}")
+        pytest.xfail(f"{snippet.id}: {reason}")
     if r.status != "passed":
         pytest.fail(
             f"{snippet.id} failed in the {r.tier} tier ({r.status})\n"
