@@ -10,8 +10,10 @@ import pytest
 from runbook import placeholders
 from runbook.load import Catalog, load
 
-# The seed lives beside the repository (…/shared/seed), in development and on CI alike.
-SEED = Path(__file__).resolve().parents[2] / "shared/seed/kanjona-runbook.md"
+# The hand-written runbook this project replaces, kept as a fixture; the shared original
+# beside the repository (…/shared/seed), where present, must not have moved on without it.
+SEED = Path(__file__).resolve().parent / "data/seed/kanjona-runbook.md"
+SHARED_SEED = Path(__file__).resolve().parents[2] / "shared/seed/kanjona-runbook.md"
 
 ALARM_NAME = re.compile(r"kanjona-\{env\}-[a-z0-9]+(?:-[a-z0-9]+)*")
 FENCE = re.compile(r"^\s*```")
@@ -19,13 +21,15 @@ AWS_CALL = re.compile(r"(?<![\w-])aws\s+([a-z0-9][a-z0-9-]*)\s+([a-z0-9][a-z0-9-
 
 
 def _seed_text() -> str:
-    if not SEED.is_file():
-        pytest.fail(
-            f"seed runbook not found at {SEED}: the repository must have shared/seed/ beside it "
-            "(clone it next to the shared folder)",
-            pytrace=False,
-        )
     return SEED.read_text(encoding="utf-8")
+
+
+def test_the_fixture_is_the_shared_seed() -> None:
+    if not SHARED_SEED.is_file():
+        pytest.skip(f"no shared seed beside the repository ({SHARED_SEED}) to compare the fixture with")
+    assert SEED.read_text(encoding="utf-8") == SHARED_SEED.read_text(encoding="utf-8"), (
+        "shared/seed/kanjona-runbook.md changed: copy it to tests/data/seed/ and bring the data up to date"
+    )
 
 
 def seed_alarm_names(text: str) -> set[str]:
