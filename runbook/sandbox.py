@@ -27,6 +27,14 @@ child. The defences, outermost first:
   ``--endpoint-url``; a ``sitecustomize`` on ``PYTHONPATH`` makes every botocore client (boto3 in
   a Python snippet, and the CLI v2's vendored botocore) use the moto endpoint.
 
+**Speed** (``fast_cli``, on by default): the CLI v2 spends ~450 ms of every call importing
+itself. The worker runs a fork server for it (:mod:`runbook.aws_zygote`) inside the same
+namespaces, with the snippets' clean base environment and no credentials; snippets' ``aws``
+is then a small client (:mod:`runbook.aws_client`) that hands the command, with its own
+environment, working directory and file descriptors, to a fresh fork of an already imported
+CLI (~80 ms). What the command does and prints is the real CLI's; when the fork server cannot
+reproduce a call's conditions, or is not there, the client runs the real CLI itself.
+
 ``endpoint_url`` is an address inside the sandbox's network namespace: the caller cannot
 reach it. Seed the world with :meth:`Sandbox.call`, which runs a function inside the worker.
 """
@@ -177,15 +185,18 @@ class Sandbox:
         workdir: Path | None = None,
         python_path: Sequence[str | os.PathLike[str]] = (),
         keep_runs: bool = False,
+        fast_cli: bool = True,
     ) -> None:
         """``aws_cli``: the CLI v2 executable (``RUNBOOK_AWS_CLI``, e.g. /usr/bin/aws).
 
         ``workdir``: where the sandbox keeps its files (a fresh temporary directory, removed
         on close, if not given). ``python_path``: extra import roots for :meth:`call` targets
         (the repository root is always there). ``keep_runs``: keep each run's directory
-        under ``workdir/runs`` for debugging.
+        under ``workdir/runs`` for debugging. ``fast_cli``: run snippets' ``aws`` through the
+        CLI fork server (``False``: the real CLI is started for every call).
         """
         self.aws_cli = os.path.abspath(aws_cli)
+        self.fast_cli = fast_cli
         self.allow_no_netns = allow_no_netns
         self.python_path = [os.path.abspath(p) for p in python_path]
         self.keep_runs = keep_runs
@@ -298,7 +309,8 @@ class Sandbox:
             try:
                 info = self._request(
                     {"op": "init", "base": str(self.workdir), "aws_cli": self.aws_cli,
-                     "pid_namespace": level == "full", "keep_runs": self.keep_runs},
+                     "pid_namespace": level == "full", "keep_runs": self.keep_runs,
+                     "fast_cli": self.fast_cli},
                     timeout=60,
                 )
             except GateError:
@@ -368,7 +380,9 @@ class Sandbox:
         ``stream``: the command is not expected to end (``aws logs tail --follow``); it is
         stopped at ``timeout`` like any other, and judged by what it printed
         (:func:`runbook.execute.judge`). Stopping sends SIGTERM to the snippet's process group,
-        then SIGKILL 0.25 s later; the result then has ``timed_out=True`` and ``rc=124``.
+        then SIGKILL 0.25 s later; the result then has ``timed_out=True`` and ``rc=124``. An
+        ``aws`` command run by the fork server gets the SIGTERM through its client, and is
+        stopped by the fork server when its client dies.
         """
         if lang not in ("bash", "python"):
             raise GateError(f"cannot run a {lang!r} snippet (bash or python)")
@@ -397,6 +411,11 @@ class Sandbox:
             timeout=timeout + 30,
         )
         return RunResult(**reply)
+
+    def zygote_info(self, *, wait: bool = False) -> dict[str, Any]:
+        """The CLI fork server's state (pid, children, requests served...), for tests and
+        diagnostics. ``wait``: first wait for it to be ready, as a run would."""
+        return self._request({"op": "zygote_info", "wait": wait}, timeout=60)
 
     @property
     def credentials(self) -> dict[str, EnvCredentials]:
