@@ -16,18 +16,17 @@ from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 
+from .execute import Expectation, judge
 from .load import Catalog, load
 from .placeholders import substitute
+from .sandbox import EnvCredentials, Sandbox
 from .snippets import AnnotationError, Snippet, extract_dir
-from .static_check import GateError, find_aws_cli_v2
+from .static_check import AwsCall, GateError, StaticChecker, find_aws_cli_v2, is_read_only_operation
 
 __all__ = ["GateError", "Plan", "Result", "plan", "run"]
 
 PROJECT = Path(__file__).resolve().parent.parent
 
-# API operations that only read: they may share one world. Anything else runs in a fresh one.
-READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Filter", "Scan", "Query", "BatchGet", "Lookup", "Search", "Head")
-READ_ONLY_CUSTOM = {("logs", "tail"), ("s3", "ls")}
 # Python (boto3) method names that change state.
 MUTATING_PY = ("put_", "create_", "delete_", "update_", "send_", "rotate_", "restore_", "invoke", "receive_",
                "start_", "stop_", "tag_", "set_", "purge_", "publish")
@@ -147,38 +146,27 @@ def plan(
 # ------------------------------------------------------------------ one lane: a checker and a sandbox
 
 
-def _mutates(s: Snippet, calls: Iterable[object]) -> bool:
+def _mutates(s: Snippet, calls: Iterable[AwsCall]) -> bool:
     declared = s.options.get("mutates")
     if isinstance(declared, bool):
         return declared
     if s.lang == "python":
         return any(f".{verb}" in s.text for verb in MUTATING_PY)
-    for call in calls:
-        op = getattr(call, "operation", None)
-        argv = getattr(call, "argv", ())
-        if op is None:
-            if tuple(argv[:2]) not in READ_ONLY_CUSTOM:
-                return True
-        elif not op.startswith(READ_ONLY_PREFIXES):
-            return True
-    return False
+    # Blocks that only read share one world; anything else (or unknown) gets a fresh one.
+    return not all(is_read_only_operation(call.operation) for call in calls)
 
 
 class Lane:
     """A static checker and (unless static-only) one sandbox with its own moto world."""
 
     def __init__(self, aws_cli: str, data_root: Path, static_only: bool) -> None:
-        from .static_check import StaticChecker
-
         self.data_root = data_root
         self.checker = StaticChecker(aws_cli)
-        self.sandbox = None
+        self.sandbox: Sandbox | None = None
         self.seeded: set[str] = set()
         self.dirty = False
         self.seed_seconds = 0.0
         if not static_only:
-            from .sandbox import Sandbox
-
             self.sandbox = Sandbox(aws_cli)
             self.sandbox.start()
 
@@ -189,8 +177,6 @@ class Lane:
 
     def world(self, env: str) -> None:
         """Make sure env's world is seeded and untouched by an earlier state-changing command."""
-        from .sandbox import EnvCredentials
-
         assert self.sandbox is not None
         if self.dirty:
             self.sandbox.reset()
@@ -219,8 +205,6 @@ class Lane:
             return base
         if static_only:
             return base
-        from .execute import Expectation, judge
-
         expect = s.options.get("expect") or []
         exp = Expectation(
             expect=tuple(str(e) for e in expect) if isinstance(expect, list) else (str(expect),),
