@@ -24,6 +24,7 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 
 from runbook import world  # noqa: E402
 from runbook.load import load_cached  # noqa: E402
+from runbook.world import base as world_base  # noqa: E402
 
 
 def _post(url: str) -> None:
@@ -62,11 +63,11 @@ def main() -> int:
         print(json.dumps(report, indent=2))
         if args.steps:
             _post(endpoint + "/moto-api/reset")
-            world.TRACE_STEPS = []
+            world_base.TRACE_STEPS = []
             world.seed(endpoint, args.data, envs[0])
-            for name, start, end in world.TRACE_STEPS:
+            for name, start, end in world_base.TRACE_STEPS:
                 print(f"{name:16s} {start * 1000:6.0f} → {end * 1000:6.0f} ms")
-            world.TRACE_STEPS = None
+            world_base.TRACE_STEPS = None
     finally:
         server.stop()
     return 0
