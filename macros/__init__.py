@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mkdocs.exceptions import PluginError
+
 from runbook import placeholders, render
 from runbook.load import load_cached
 
@@ -53,10 +55,13 @@ def on_post_page_macros(env: Any) -> None:
     """Refuse a page with template or placeholder text left, and keep a copy for the gate."""
     markdown: str = env.markdown
     page = env.page.file.src_uri
-    leftovers = [m.group(0) for m in LEFTOVER_JINJA.finditer(markdown)]
-    leftovers += [m.group(0) for m in placeholders.find(markdown)]
-    if leftovers:
-        raise ValueError(f"docs/{page}: unresolved template text in the rendered page: {', '.join(leftovers)}")
+    problems = []
+    for lineno, line in enumerate(markdown.splitlines(), 1):
+        for m in [*LEFTOVER_JINJA.finditer(line), *placeholders.find(line)]:
+            problems.append(f"docs/{page}:{lineno}:{m.start() + 1}: unresolved template text '{m.group(0)}'")
+    if problems:
+        # A located message and a failed build, not a traceback.
+        raise PluginError("\n".join(sorted(problems)))
     capture = os.environ.get("RUNBOOK_CAPTURE_DIR")
     if capture:
         out = Path(capture) / page

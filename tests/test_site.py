@@ -120,3 +120,12 @@ def test_build_fails_with_the_same_located_messages(case: str, tmp_path: Path) -
     for line in expected:
         assert line in proc.stdout + proc.stderr
     assert not (tmp_path / "out" / "site" / "alarms").exists()
+
+
+def test_a_placeholder_left_in_a_hand_written_page_fails_the_build_located(tmp_path: Path) -> None:
+    project = copy_project(tmp_path / "project")
+    (project / "docs" / "notes.md").write_text("# Notes\n\nThe function {lead_handler} and {{ '{{' }} x }}.\n")
+    proc = build_site(project, tmp_path / "out")
+    assert proc.returncode == 1
+    assert "docs/notes.md:3:14: unresolved template text '{lead_handler}'" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
