@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +31,15 @@ def build_site(project: Path, out: Path, extra_env: dict[str, str] | None = None
          "-d", str(out / "site")],
         cwd=project, env=env, capture_output=True, text=True, timeout=300,
     )
+
+
+def copy_project(dest: Path) -> Path:
+    """A throw-away copy of the project that a test may change, break and build."""
+    for name in ("docs", "runbook_data", "macros"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "schema"))
+    shutil.copy(ROOT / "mkdocs.yml", dest / "mkdocs.yml")
+    (dest / "runbook").symlink_to(ROOT / "runbook")
+    return dest
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from runbook.cli import main
 from runbook.export import site_url
 from runbook.load import load
 
-from .conftest import ROOT, BuiltSite
+from .conftest import ROOT, BuiltSite, copy_project
 
 CATALOG = load(ROOT / "runbook_data")
 SITE_URL = site_url(ROOT / "mkdocs.yml")
@@ -130,14 +130,6 @@ def test_resolve_honours_a_site_served_under_a_path() -> None:
 
 # ------------------------------------------------------------------ a project that breaks things
 
-
-def copy_project(dest: Path) -> Path:
-    """A throw-away copy of the project that a test may break and build."""
-    for name in ("docs", "runbook_data", "macros"):
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "schema"))
-    shutil.copy(ROOT / "mkdocs.yml", dest / "mkdocs.yml")
-    (dest / "runbook").symlink_to(ROOT / "runbook")
-    return dest
 
 
 def rename_alarm(project: Path, old: str, new: str) -> None:

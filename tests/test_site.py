@@ -13,19 +13,11 @@ import pytest
 from runbook.load import load
 from runbook.snippets import extract_dir
 
-from .conftest import ROOT, BuiltSite, build_site
+from .conftest import ROOT, BuiltSite, build_site, copy_project
 
 CATALOG = load(ROOT / "runbook_data")
 ENVS = [e.name for e in CATALOG.environments]
 
-
-def copy_project(dest: Path) -> Path:
-    """A throw-away copy of the project that a test may change and build."""
-    for name in ("docs", "runbook_data", "macros"):
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "mkdocs.yml", dest / "mkdocs.yml")
-    (dest / "runbook").symlink_to(ROOT / "runbook")
-    return dest
 
 
 def test_every_alarm_has_a_page_at_its_stable_url(built_site: BuiltSite) -> None:
