@@ -17,7 +17,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from .execute import Expectation, judge
-from .load import Catalog, load
+from .load import Catalog, load_cached
 from .placeholders import substitute
 from .sandbox import EnvCredentials, Sandbox
 from .snippets import AnnotationError, Snippet, extract_dir
@@ -116,7 +116,8 @@ def plan(
     pages: Sequence[str] | None = None,
 ) -> Plan:
     """Render the site and extract every block for the chosen environments and pages."""
-    catalog = load(mkdocs_yml.parent / "runbook_data")
+    # The build below asks for the same catalog: cached, it is read and validated once.
+    catalog = load_cached(mkdocs_yml.resolve().parent / "runbook_data")
     known = [e.name for e in catalog.environments]
     for env in envs or ():
         if env not in known:
