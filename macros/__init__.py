@@ -9,8 +9,9 @@ from typing import Any
 
 from mkdocs.exceptions import PluginError
 
-from runbook import placeholders, render
-from runbook.load import load_cached
+from runbook.data import placeholders
+from runbook.data.load import load_cached
+from runbook.site import render
 
 # Template text that must never reach a reader: a `{{ ... }}` / `{% ... %}` left unrendered.
 LEFTOVER_JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")

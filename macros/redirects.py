@@ -7,8 +7,8 @@ from typing import Any
 
 from mkdocs.structure.files import Files
 
-from runbook import links
-from runbook.load import load_cached
+from runbook.data.load import load_cached
+from runbook.site import links
 
 
 def on_files(files: Files, config: Any) -> Files:

@@ -8,8 +8,8 @@ from typing import Any
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
 
+from runbook.data.load import Catalog, load_cached
 from runbook.errors import RunbookError
-from runbook.load import Catalog, load_cached
 
 
 def _catalog(config: Any) -> Catalog:

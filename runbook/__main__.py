@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from runbook.cli import main
 
 sys.exit(main())

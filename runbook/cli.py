@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import RunbookError
-from .load import load
+from runbook.data.load import load
+from runbook.errors import RunbookError
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -23,7 +23,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from . import export
+    from runbook.export import alarms as export
 
     catalog = load(args.data)
     text = export.render_alarms(catalog, args.env, args.format, export.site_url(args.mkdocs))
@@ -35,7 +35,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from . import schema
+    from runbook.data import schema
 
     for path in schema.write(args.out):
         print(path)
@@ -43,7 +43,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _links(args: argparse.Namespace) -> int:
-    from . import links
+    from runbook.site import links
 
     problems, summary = links.run(args.mkdocs, args.site, args.record)
     for line in problems:
@@ -53,7 +53,7 @@ def _links(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from . import gate
+    from runbook.gate import run as gate
 
     return gate.main(args)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runbook.sandbox import EnvCredentials, GateError, Sandbox  # noqa: E402
+from runbook.gate.sandbox.sandbox import EnvCredentials, GateError, Sandbox  # noqa: E402
 
 TABLE = "bench-orders"
 CREDS = EnvCredentials(env="bench", account="123456789012", region="eu-west-1",

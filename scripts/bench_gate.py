@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runbook import gate  # noqa: E402
-from runbook.sandbox import EnvCredentials, Sandbox  # noqa: E402
-from runbook.static_check import StaticChecker, find_aws_cli_v2  # noqa: E402
+from runbook.gate import run as gate  # noqa: E402
+from runbook.gate.sandbox.sandbox import EnvCredentials, Sandbox  # noqa: E402
+from runbook.gate.static.checker import StaticChecker, find_aws_cli_v2  # noqa: E402
 
 
 def ms(seconds: float) -> str:

@@ -12,9 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runbook import links  # noqa: E402
-from runbook.export import site_url  # noqa: E402
-from runbook.load import load  # noqa: E402
+from runbook.data.load import load  # noqa: E402
+from runbook.export.alarms import site_url  # noqa: E402
+from runbook.site import links  # noqa: E402
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runbook.static_check import StaticChecker  # noqa: E402
+from runbook.gate.static.checker import StaticChecker  # noqa: E402
 
 # ~50 commands of the kind an operations runbook holds (all valid for the CLI v2).
 COMMANDS = [

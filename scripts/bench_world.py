@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from moto.server import ThreadedMotoServer  # noqa: E402
 
 from runbook import world  # noqa: E402
-from runbook.load import load_cached  # noqa: E402
+from runbook.data.load import load_cached  # noqa: E402
 from runbook.world import base as world_base  # noqa: E402
 
 

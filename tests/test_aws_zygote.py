@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.sandbox import EnvCredentials, Sandbox, probe_isolation
+from runbook.gate.sandbox.sandbox import EnvCredentials, Sandbox, probe_isolation
 
 from .test_sandbox import decoy, listener  # noqa: F401 - fixtures
 
@@ -409,7 +409,7 @@ def test_client_starts_fast_and_falls_back_without_a_socket(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "RUNBOOK_AWS_ZYGOTE": str(tmp_path / "missing.sock"),
            "RUNBOOK_AWS_REAL": str(fake)}
     t0 = time.monotonic()
-    r = subprocess.run([str(REPO / "runbook" / "aws_client.py"), "s3", "ls", "--x=1 2"], env=env,
-                       capture_output=True, text=True, timeout=30)
+    client = REPO / "runbook" / "gate" / "forkserver" / "cli" / "client.py"
+    r = subprocess.run([str(client), "s3", "ls", "--x=1 2"], env=env, capture_output=True, text=True, timeout=30)
     assert (r.returncode, r.stdout) == (7, f"real: {fake} s3 ls --x=1 2\n")
     assert time.monotonic() - t0 < 2

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from runbook import links
+from runbook.site import links
 
 from .conftest import BuiltSite
 

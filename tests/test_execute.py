@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook.execute import Expectation, Verdict, json_documents, judge, run_and_judge, summarize
-from runbook.sandbox import EnvCredentials, RunResult, Sandbox, probe_isolation
+from runbook.gate.sandbox.sandbox import EnvCredentials, RunResult, Sandbox, probe_isolation
+from runbook.gate.verdict import Expectation, Verdict, json_documents, judge, run_and_judge, summarize
 
 AWS_CLI = os.environ.get("RUNBOOK_AWS_CLI", "/usr/bin/aws")
 TESTS = Path(__file__).resolve().parent

@@ -15,10 +15,11 @@ import pytest
 from cfnlint.api import ManualArgs, lint_file
 from moto import mock_aws
 
-from runbook import export, placeholders
 from runbook.cli import main
+from runbook.data import placeholders
+from runbook.data.load import load
 from runbook.errors import RunbookError
-from runbook.load import load
+from runbook.export import alarms as export
 
 from .conftest import ROOT, BuiltSite
 

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from runbook import gate
-from runbook.snippets import Snippet
+from runbook.gate import run as gate
+from runbook.gate.snippets import Snippet
 
 from .conftest import ROOT
 

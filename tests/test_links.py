@@ -11,10 +11,10 @@ from types import SimpleNamespace
 import pytest
 
 from macros import redirects as redirect_hook
-from runbook import links
 from runbook.cli import main
-from runbook.export import site_url
-from runbook.load import load
+from runbook.data.load import load
+from runbook.export.alarms import site_url
+from runbook.site import links
 
 from .conftest import ROOT, BuiltSite, copy_project
 

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from runbook import placeholders, render
-from runbook.load import load
-from runbook.model import Command
-from runbook.snippets import AnnotationError, extract
+from runbook.data import placeholders
+from runbook.data.load import load
+from runbook.data.model import Command
+from runbook.gate.snippets import AnnotationError, extract
+from runbook.site import render
 
 from .conftest import ROOT
 

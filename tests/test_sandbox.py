@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import runbook.sandbox as sandbox_mod
-from runbook.sandbox import EnvCredentials, GateError, Sandbox, SandboxWarning, probe_isolation
+import runbook.gate.sandbox.sandbox as sandbox_mod
+from runbook.gate.sandbox.sandbox import EnvCredentials, GateError, Sandbox, SandboxWarning, probe_isolation
 
 AWS_CLI = os.environ.get("RUNBOOK_AWS_CLI", "/usr/bin/aws")
 TESTS = Path(__file__).resolve().parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jsonschema
 import yaml
 
-from runbook import schema
+from runbook.data import schema
 
 from .conftest import ROOT
 

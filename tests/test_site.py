@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook.load import load
-from runbook.snippets import extract_dir
+from runbook.data.load import load
+from runbook.gate.snippets import extract_dir
 
 from .conftest import ROOT, BuiltSite, build_site, copy_project
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.static_check import (
+from runbook.gate.static.checker import (
     AwsCall,
     GateError,
     StaticChecker,

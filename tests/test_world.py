@@ -19,8 +19,9 @@ import pytest
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from runbook import placeholders, world
-from runbook.load import Catalog, load
+from runbook import world
+from runbook.data import placeholders
+from runbook.data.load import Catalog, load
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "runbook_data"

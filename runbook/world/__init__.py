@@ -21,8 +21,9 @@ import json
 import urllib.request
 from pathlib import Path
 
-from ..export import site_url
-from ..load import load_cached
+from runbook.data.load import load_cached
+from runbook.export.alarms import site_url
+
 from .compute import ComputeMixin
 from .edge import EdgeMixin
 from .identity import IdentityMixin

@@ -19,9 +19,9 @@ import botocore.loaders
 import botocore.session
 from botocore.config import Config
 
-from .. import placeholders
-from ..load import Catalog
-from ..model import Environment
+from runbook.data import placeholders
+from runbook.data.load import Catalog
+from runbook.data.model import Environment
 
 ACCOUNT_HEADER = "x-moto-account-id"
 # Set to a list to collect (step, start s, end s) of every seeding step (scripts/bench_world.py).

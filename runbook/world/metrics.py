@@ -6,8 +6,9 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..export import put_metric_alarm_kwargs
-from ..model import Metric
+from runbook.data.model import Metric
+from runbook.export.alarms import put_metric_alarm_kwargs
+
 from .base import WorldBase, _chunks, _iso
 from .story import _COMPARISON_WORDS, _UNITS, ALARMING, DENSE_MINUTES, HISTORY_MINUTES
 

@@ -6,9 +6,9 @@ import json
 import textwrap
 from collections.abc import Iterable
 
-from . import placeholders
-from .load import Catalog
-from .model import (
+from runbook.data import placeholders
+from runbook.data.load import Catalog
+from runbook.data.model import (
     AdmonitionBlock,
     Alarm,
     Block,

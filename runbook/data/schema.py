@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from .model import AlarmGroupFile, EnvironmentsFile, EscalationFile, InputsFile, InventoryFile, PageFile
+from runbook.data.model import AlarmGroupFile, EnvironmentsFile, EscalationFile, InputsFile, InventoryFile, PageFile
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "environments.schema.json": EnvironmentsFile,

@@ -16,16 +16,16 @@ from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 
-from .execute import Expectation, judge
-from .load import Catalog, load_cached
-from .placeholders import substitute
-from .sandbox import EnvCredentials, Sandbox
-from .snippets import AnnotationError, Snippet, extract_dir
-from .static_check import AwsCall, GateError, StaticChecker, find_aws_cli_v2, is_read_only_operation
+from runbook.data.load import Catalog, load_cached
+from runbook.data.placeholders import substitute
+from runbook.gate.sandbox.sandbox import EnvCredentials, Sandbox
+from runbook.gate.snippets import AnnotationError, Snippet, extract_dir
+from runbook.gate.static.checker import AwsCall, GateError, StaticChecker, find_aws_cli_v2, is_read_only_operation
+from runbook.gate.verdict import Expectation, judge
 
 __all__ = ["GateError", "Plan", "Result", "plan", "run"]
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 
 # Python (boto3) method names that change state.
 MUTATING_PY = ("put_", "create_", "delete_", "update_", "send_", "rotate_", "restore_", "invoke", "receive_",

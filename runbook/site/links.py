@@ -18,12 +18,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from . import render
-from .errors import Loc, Problem, RunbookError
-from .export import site_url as read_site_url
-from .export import write_atomic
-from .load import Catalog, load
-from .model import Alarm
+from runbook.site import render
+from runbook.errors import Loc, Problem, RunbookError
+from runbook.export.alarms import site_url as read_site_url
+from runbook.export.alarms import write_atomic
+from runbook.data.load import Catalog, load
+from runbook.data.model import Alarm
 
 PUBLISHED = Path("docs") / "published-urls.txt"
 RECORD_COMMAND = "runbook links --record"

@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from .errors import Loc, Problem
+from runbook.errors import Loc, Problem
 
 LOC_KEY = "__loc__"
 PathKey = tuple[str | int, ...]

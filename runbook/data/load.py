@@ -10,9 +10,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from . import placeholders
-from .errors import Loc, Problem, RunbookError
-from .model import (
+from runbook.data import placeholders
+from runbook.data.model import (
     SEVERITIES,
     Alarm,
     AlarmGroupFile,
@@ -26,11 +25,12 @@ from .model import (
     PageFile,
     Resource,
 )
-from .yamlsrc import LOC_KEY, PathKey, Source, read
+from runbook.data.yaml_reader import LOC_KEY, PathKey, Source, read
+from runbook.errors import Loc, Problem, RunbookError
 
 M = TypeVar("M", bound=BaseModel)
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "runbook_data"
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "runbook_data"
 
 
 @dataclass

@@ -38,7 +38,7 @@ __all__ = [
     "is_read_only_operation",
 ]
 
-WORKER_SCRIPT = Path(__file__).with_name("awscli_v2_worker.py")
+WORKER_SCRIPT = Path(__file__).resolve().parent / "awscli" / "worker.py"
 MARKER = "gatestub"  # what stubbed commands print; values containing it are unknown
 _MARKER_RE = re.compile(MARKER, re.IGNORECASE)
 EXPANSION_TIMEOUT = 10.0  # seconds for bash to expand one block

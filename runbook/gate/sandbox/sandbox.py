@@ -2,7 +2,7 @@
 
 A runbook command is copied from a web page into a shell that holds prod credentials; the
 verification gate must never be that shell. One :class:`Sandbox` is one worker process
-(:mod:`runbook.sandbox_worker`) that holds a moto server and runs every snippet as its own
+(:mod:`runbook.gate.sandbox.worker`) that holds a moto server and runs every snippet as its own
 child. The defences, outermost first:
 
 * **Kernel network isolation.** The worker starts in a new user + network namespace
@@ -62,7 +62,7 @@ from typing import Any
 
 __all__ = ["EnvCredentials", "GateError", "RunResult", "Sandbox", "SandboxWarning", "probe_isolation"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 # Credential and secret locations hidden from snippets (relative to each home directory).
 _HIDDEN_IN_HOME = (
@@ -90,13 +90,13 @@ for p in "$@"; do
     fi
   fi
 done
-exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- "$PYTHON" -m runbook.sandbox_worker
+exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- "$PYTHON" -m runbook.gate.sandbox.worker
 """
-_NETNS_SETUP = 'ip link set lo up && exec "$PYTHON" -m runbook.sandbox_worker'
+_NETNS_SETUP = 'ip link set lo up && exec "$PYTHON" -m runbook.gate.sandbox.worker'
 
 
 try:  # one GateError for the whole gate: the static tier's, when it is there
-    from runbook.static_check import GateError
+    from runbook.gate.static.checker import GateError
 except ModuleNotFoundError as exc:  # pragma: no cover - only before static_check exists
     if exc.name != "runbook.static_check":
         raise
@@ -292,7 +292,7 @@ class Sandbox:
             elif level == "netns":
                 argv = ["unshare", "-rn", "bash", "--noprofile", "--norc", "-c", _NETNS_SETUP]
             else:
-                argv = [python, "-m", "runbook.sandbox_worker"]
+                argv = [python, "-m", "runbook.gate.sandbox.worker"]
 
             self._log = open(self.workdir / "worker.log", "ab")  # noqa: SIM115
             try:

@@ -12,10 +12,11 @@ from typing import Any
 
 import yaml
 
-from . import placeholders, render
-from .errors import Loc, Problem, RunbookError
-from .load import Catalog
-from .model import Alarm, Environment, Metric
+from runbook.data import placeholders
+from runbook.data.load import Catalog
+from runbook.data.model import Alarm, Environment, Metric
+from runbook.errors import Loc, Problem, RunbookError
+from runbook.site import render
 
 # CloudWatch rejects a longer AlarmDescription (moto does not, so the export checks it).
 MAX_DESCRIPTION = 1024

@@ -16,7 +16,7 @@ from typing import Any
 import jmespath
 import jmespath.exceptions
 
-from runbook.sandbox import RunResult, Sandbox
+from runbook.gate.sandbox.sandbox import RunResult, Sandbox
 
 PASSED, FAILED, SKIPPED, XFAILED, XPASSED = "passed", "failed", "skipped", "xfailed", "xpassed"
 STATUSES = (PASSED, FAILED, SKIPPED, XFAILED, XPASSED)

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .load import Catalog
-    from .model import Environment, Resource
+    from runbook.data.load import Catalog
+    from runbook.data.model import Environment, Resource
 
 # `{name}` or `{resource.attr}`; not `${VAR}` (bash), not `{"json": ...}`, not `{{ jinja }}`.
 PLACEHOLDER = re.compile(r"(?<![$\w{])\{([A-Za-z][A-Za-z0-9_-]*(?:\.[a-z_]+)?)\}(?!\})")

@@ -41,7 +41,7 @@ MAX_OUTPUT = 2 * 1024 * 1024  # bytes kept per stream; the rest is cut (and said
 KILL_GRACE = 0.25  # seconds between SIGTERM and SIGKILL on timeout
 ZYGOTE_READY_TIMEOUT = 30.0  # seconds a run waits for a starting fork server
 ZYGOTE_MAX_FAILED_STARTS = 3  # then the real CLI runs every command for this sandbox
-RUNBOOK_DIR = Path(__file__).resolve().parent
+FORKSERVER_DIR = Path(__file__).resolve().parents[1] / "forkserver" / "cli"
 # Services whose models the fork server parses once for every command (the ones an operations
 # runbook of a serverless application calls); others are read by each command, as usual.
 PRELOAD_SERVICES = (
@@ -305,9 +305,9 @@ class Worker:
             self.zygote_tmpdir = Path(tempfile.mkdtemp(prefix="rbz-", dir="/tmp"))
             sock = self.zygote_tmpdir / "aws.sock"
         self.zygote_socket = str(sock)
-        self.zygote_argv = [*interpreter, str(RUNBOOK_DIR / "aws_zygote.py"), self.zygote_socket,
+        self.zygote_argv = [*interpreter, str(FORKSERVER_DIR / "server.py"), self.zygote_socket,
                             self.aws_cli, "--preload", ",".join(PRELOAD_SERVICES)]
-        client = (RUNBOOK_DIR / "aws_client.py").read_text()
+        client = (FORKSERVER_DIR / "client.py").read_text()
         client = client.replace('DEFAULT_SOCKET = ""', f"DEFAULT_SOCKET = {self.zygote_socket!r}", 1)
         client = client.replace('DEFAULT_REAL = "/usr/bin/aws"', f"DEFAULT_REAL = {self.aws_cli!r}", 1)
         if interpreter[0].startswith("/") and os.path.basename(interpreter[0]).startswith("python"):
