@@ -8,7 +8,8 @@ from typing import Any
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
 
-from runbook.data.load import Catalog, load_cached
+from runbook.data.load import load_cached
+from runbook.data.model import Catalog
 from runbook.errors import RunbookError
 
 

@@ -23,12 +23,14 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from runbook.export import alarms as export
+    from runbook.export import alarms
+    from runbook.export.fsio import write_atomic
+    from runbook.site.build import site_url
 
     catalog = load(args.data)
-    text = export.render_alarms(catalog, args.env, args.format, export.site_url(args.mkdocs))
+    text = alarms.render_alarms(catalog, args.env, args.format, site_url(args.mkdocs))
     if args.out:
-        export.write_atomic(Path(args.out), text)
+        write_atomic(Path(args.out), text)
     else:
         sys.stdout.write(text)
     return 0

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path as messages show it: relative to the working directory when inside it, else absolute."""
+    rel = os.path.relpath(Path(path).resolve(), Path.cwd())
+    if rel == ".." or rel.startswith(".." + os.sep):
+        return str(Path(path).resolve())
+    return rel.replace(os.sep, "/")
 
 
 @dataclass(frozen=True, order=True)

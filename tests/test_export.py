@@ -20,12 +20,14 @@ from runbook.data import placeholders
 from runbook.data.load import load
 from runbook.errors import RunbookError
 from runbook.export import alarms as export
+from runbook.export.fsio import write_atomic
+from runbook.site.build import site_url
 
 from .conftest import ROOT, BuiltSite
 
 CATALOG = load(ROOT / "runbook_data")
 ENVS = [e.name for e in CATALOG.environments]
-SITE_URL = export.site_url(ROOT / "mkdocs.yml")
+SITE_URL = site_url(ROOT / "mkdocs.yml")
 FORMATS = {"terraform": "alarms.tf.json", "cloudformation": "alarms.template.json"}
 # Every argument of aws_cloudwatch_metric_alarm the export may write (provider v5 names).
 TF_ARGS = {
@@ -227,16 +229,16 @@ def test_site_url_is_read_with_a_trailing_slash(tmp_path: Path) -> None:
         "  - pymdownx.emoji:\n      emoji_index: !!python/name:material.extensions.emoji.twemoji\n",
         encoding="utf-8",
     )
-    assert export.site_url(cfg) == "https://example.org/runbook/"
+    assert site_url(cfg) == "https://example.org/runbook/"
     cfg.write_text("site_name: x\n", encoding="utf-8")
     with pytest.raises(RunbookError, match="site_url is not set"):
-        export.site_url(cfg)
+        site_url(cfg)
 
 
 def test_write_atomic_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "deep" / "alarms.tf.json"
-    export.write_atomic(target, "old\n")
-    export.write_atomic(target, "new\n")
+    write_atomic(target, "old\n")
+    write_atomic(target, "new\n")
     assert target.read_text(encoding="utf-8") == "new\n"
     assert [p.name for p in target.parent.iterdir()] == ["alarms.tf.json"]
     assert target.stat().st_mode & 0o044  # readable like any file the user writes

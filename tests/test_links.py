@@ -13,8 +13,8 @@ import pytest
 from macros import redirects as redirect_hook
 from runbook.cli import main
 from runbook.data.load import load
-from runbook.export.alarms import site_url
 from runbook.site import links
+from runbook.site.build import site_url
 
 from .conftest import ROOT, BuiltSite, copy_project
 

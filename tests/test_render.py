@@ -9,8 +9,9 @@ import pytest
 from runbook.data import placeholders
 from runbook.data.load import load
 from runbook.data.model import Command
-from runbook.gate.snippets import AnnotationError, extract
+from runbook.gate.snippets import extract
 from runbook.site import render
+from runbook.site.annotation import Annotation, AnnotationError
 
 from .conftest import ROOT
 
@@ -99,7 +100,8 @@ def test_extract_assigns_environments_origins_and_languages() -> None:
         (22, "prod", "bash"),  # outside tabs: the page's front-matter env
         (28, "prod", "javascript"),
     ]
-    assert snippets[0].origin == "runbook_data/x.yaml:3" and snippets[0].options == {"expect": ["a"]}
+    assert snippets[0].origin == "runbook_data/x.yaml:3"
+    assert snippets[0].annotation == Annotation(origin="runbook_data/x.yaml:3", expect=("a",))
     assert snippets[2].text == "aws s3 ls \\\n    s3://bucket\n"
     assert not snippets[3].executable
 
@@ -107,3 +109,31 @@ def test_extract_assigns_environments_origins_and_languages() -> None:
 def test_a_broken_annotation_is_a_located_error() -> None:
     with pytest.raises(AnnotationError, match=r"^docs/p.md:2: runbook annotation is not valid JSON"):
         extract("x\n<!-- runbook: {bad} -->\n```bash\nls\n```\n", "docs/p.md", ["dev"], "dev")
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ('{"expct": ["a"]}', "docs/p.md:2: unknown runbook annotation key 'expct' (known: origin, skip, xfail, "
+                             "expect, stream, timeout, mutates)"),
+        ('{"timeout": "5"}',
+         "docs/p.md:2: runbook annotation 'timeout' must be a positive number of seconds, got \"5\""),
+        ('{"stream": 1}', "docs/p.md:2: runbook annotation 'stream' must be true or false, got 1"),
+        ('{"expect": [1]}',
+         "docs/p.md:2: runbook annotation 'expect' must be a string or a list of strings, got [1]"),
+    ],
+)
+def test_a_misspelled_or_mistyped_annotation_is_a_located_error(marker: str, message: str) -> None:
+    page = f"# P\n<!-- runbook: {marker} -->\n```bash\naws s3 ls\n```\n"
+    with pytest.raises(AnnotationError) as err:
+        extract(page, "docs/p.md", ["dev"], "dev")
+    assert str(err.value) == message
+
+
+def test_an_annotation_round_trips_through_its_marker() -> None:
+    ann = Annotation(origin="runbook_data/x.yaml:3", xfail="moto", expect=("a", "b"), stream=True, timeout=5.0,
+                     mutates=False)
+    marker = ann.comment()
+    assert marker == ('<!-- runbook: {"expect": ["a", "b"], "mutates": false, "origin": "runbook_data/x.yaml:3", '
+                      '"stream": true, "timeout": 5.0, "xfail": "moto"} -->')
+    assert Annotation.parse(marker.removeprefix("<!-- runbook: ").removesuffix(" -->"), "p:1") == ann

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from runbook.data import placeholders
-from runbook.data.load import Catalog, load
+from runbook.data.load import load
+from runbook.data.model import Catalog
 
 # The hand-written runbook this project replaces, kept as a fixture; the shared original
 # beside the repository (…/shared/seed), where present, must not have moved on without it.

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from runbook.data import placeholders
 from runbook.data.load import load
 from runbook.gate.snippets import extract_dir
 
@@ -50,10 +51,8 @@ def test_alarm_pages_show_severity_and_all_sections(built_site: BuiltSite) -> No
 
 
 def test_no_placeholder_or_template_text_survives(built_site: BuiltSite) -> None:
-    leftover = re.compile(r"(?<![$\w{])\{[A-Za-z][A-Za-z0-9_.-]*\}(?!\})|\{\{|\{%")
     for page in built_site.rendered_dir.rglob("*.md"):
-        text = page.read_text(encoding="utf-8")
-        assert not leftover.findall(text), f"{page.name}: {leftover.findall(text)}"
+        assert list(placeholders.leftovers(page.read_text(encoding="utf-8"))) == [], page.name
 
 
 def test_site_is_self_contained(built_site: BuiltSite) -> None:
@@ -86,7 +85,7 @@ def test_adding_an_environment_is_one_yaml_entry(tmp_path: Path) -> None:
     envs_file.write_text(text.rstrip("\n") + "\n\n" + staging, encoding="utf-8")
 
     proc = build_site(project, tmp_path / "out")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.ok, proc.output
     snippets = extract_dir(tmp_path / "out" / "rendered", "docs/", [*ENVS, "staging"], ENVS[0])
     per_env = defaultdict(int)
     for s in snippets:
@@ -110,7 +109,7 @@ def test_build_fails_with_the_same_located_messages(case: str, tmp_path: Path) -
     assert proc.returncode != 0
     expected = fixture.with_suffix(".expected.txt").read_text(encoding="utf-8").splitlines()[:-1]
     for line in expected:
-        assert line in proc.stdout + proc.stderr
+        assert line in proc.output
     assert not (tmp_path / "out" / "site" / "alarms").exists()
 
 
@@ -119,5 +118,5 @@ def test_a_placeholder_left_in_a_hand_written_page_fails_the_build_located(tmp_p
     (project / "docs" / "notes.md").write_text("# Notes\n\nThe function {lead_handler} and {{ '{{' }} x }}.\n")
     proc = build_site(project, tmp_path / "out")
     assert proc.returncode == 1
-    assert "docs/notes.md:3:14: unresolved template text '{lead_handler}'" in proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "docs/notes.md:3:14: unresolved template text '{lead_handler}'" in proc.output
+    assert "Traceback" not in proc.output

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from runbook.data import placeholders
 from runbook.errors import Loc
 
 Severity = Literal["critical", "high", "medium", "low"]
@@ -14,6 +18,8 @@ SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")]
 Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 Number = int | float
+# Seconds a command may run in the gate unless its data says otherwise.
+DEFAULT_TIMEOUT = 30.0
 # A value that is either literal or one `{placeholder}` naming an environment value.
 Threshold = Number | Annotated[str, Field(pattern=r"^\{[a-z][a-z0-9_]*\}$")]
 
@@ -116,7 +122,7 @@ class Command(Node):
     # The gate does not run this block, for this reason (printed in its report).
     skip: str | None = None
     stream: bool = False
-    timeout: Annotated[float, Field(gt=0, le=120)] = 30.0
+    timeout: Annotated[float, Field(gt=0, le=120)] = DEFAULT_TIMEOUT
     # Changes state; None lets the gate decide from the API operations it calls.
     mutates: bool | None = None
     # Environments the command applies to (empty: all), e.g. a restore that only prod supports.
@@ -345,3 +351,76 @@ class EscalationFile(Node):
     path: list[Tier]
     contacts: list[Contact]
     contacts_note: str = ""
+
+
+# ---------------------------------------------------------------- the catalog
+
+
+@dataclass
+class Catalog:
+    """Everything the pages, the alarm export and the gate's world are made from."""
+
+    root: Path
+    environments: list[Environment]
+    resources: dict[str, Resource]
+    inputs: dict[str, OperatorInput]
+    groups: list[AlarmGroupFile]
+    pages: list[PageFile]
+    escalation: EscalationFile
+    _scopes: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def alarms(self) -> list[Alarm]:
+        return [a for g in self.groups for a in g.alarms]
+
+    def alarm(self, alarm_id: str) -> Alarm:
+        for a in self.alarms:
+            if a.id == alarm_id:
+                return a
+        raise KeyError(alarm_id)
+
+    def group_of(self, alarm_id: str) -> AlarmGroupFile:
+        return next(g for g in self.groups if any(a.id == alarm_id for a in g.alarms))
+
+    def env(self, name: str) -> Environment:
+        for e in self.environments:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    def page(self, page_id: str) -> PageFile:
+        return next(p for p in self.pages if p.page == page_id)
+
+    @property
+    def default_env(self) -> Environment:
+        return self.environments[0]
+
+    def scope(self, env: str) -> dict[str, str]:
+        """Placeholder values for one environment (cached)."""
+        if env not in self._scopes:
+            self._scopes[env] = placeholders.env_scope(self, self.env(env))
+        return self._scopes[env]
+
+    def threshold(self, alarm: Alarm, env: str) -> float | int:
+        """The alarm's threshold in `env` (a literal, or an environment value it names)."""
+        if isinstance(alarm.threshold, str):
+            value = self.env(env).values[alarm.threshold.strip("{}")]
+            assert isinstance(value, int | float), "checked at load time"
+            return value
+        return alarm.threshold
+
+    def commands(self) -> list[Command]:
+        return [c for c in _walk(self.groups + self.pages) if isinstance(c, Command)]
+
+
+def _walk(nodes: Any) -> Iterator[Any]:
+    if isinstance(nodes, BaseModel):
+        yield nodes
+        for name in type(nodes).model_fields:
+            yield from _walk(getattr(nodes, name))
+    elif isinstance(nodes, list | tuple):
+        for n in nodes:
+            yield from _walk(n)
+    elif isinstance(nodes, dict):
+        for n in nodes.values():
+            yield from _walk(n)

@@ -7,13 +7,20 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from runbook.data.load import Catalog
-    from runbook.data.model import Environment, Resource
+    from runbook.data.model import Catalog, Environment, Resource
 
 # `{name}` or `{resource.attr}`; not `${VAR}` (bash), not `{"json": ...}`, not `{{ jinja }}`.
 PLACEHOLDER = re.compile(r"(?<![$\w{])\{([A-Za-z][A-Za-z0-9_-]*(?:\.[a-z_]+)?)\}(?!\})")
 # How an operator input looks once rendered: what the engineer must replace.
 FILL_IN = re.compile(r"<([a-z][a-z0-9]*(?:-[a-z0-9]+)+)>")
+# Text that must never reach a reader: anything shaped like a placeholder (a name the data
+# does not know, too), or template syntax that was not rendered.
+UNRESOLVED = re.compile(
+    r"(?<![$\w{\\])\{([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}(?!\})"
+    r"|\{\{.*?\}\}|\{%.*?%\}"
+)
+# awk programs such as '{print}' and '{next}' look like placeholders and are not.
+NOT_PLACEHOLDERS = frozenset({"print", "next"})
 
 BUILTINS = ("env", "region", "account")
 
@@ -60,6 +67,14 @@ def deploy_variable(name: str) -> str:
 
 def find(text: str) -> Iterator[re.Match[str]]:
     return PLACEHOLDER.finditer(text)
+
+
+def leftovers(text: str) -> Iterator[tuple[int, int, str]]:
+    """(line, column, text) of every unresolved placeholder or template text, 1-based."""
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for m in UNRESOLVED.finditer(line):
+            if m.group(1) not in NOT_PLACEHOLDERS:
+                yield lineno, m.start() + 1, m.group(0)
 
 
 def _fill(text: str, values: dict[str, str]) -> str:

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from runbook.data import placeholders
-from runbook.data.load import Catalog
-from runbook.data.model import Alarm, Environment, Metric
+from runbook.data.model import Alarm, Catalog, Environment, Metric
 from runbook.errors import Loc, Problem, RunbookError
-from runbook.site import render
 
 # CloudWatch rejects a longer AlarmDescription (moto does not, so the export checks it).
 MAX_DESCRIPTION = 1024
@@ -99,7 +92,7 @@ def _kwargs(
         "OKActions": [arn],
         "EvaluationPeriods": alarm.evaluation_periods,
         "DatapointsToAlarm": alarm.datapoints_to_alarm or alarm.evaluation_periods,
-        "Threshold": render.threshold(catalog, alarm, env.name),
+        "Threshold": catalog.threshold(alarm, env.name),
         "ComparisonOperator": alarm.comparison,
         "TreatMissingData": alarm.treat_missing_data,
     }
@@ -279,53 +272,3 @@ def render_alarms(catalog: Catalog, env: str, fmt: str, site_url: str) -> str:
         if variables:
             doc["Parameters"] = {_cfn_param(v): {"Type": "String", "Description": d} for v, d in variables.items()}
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-# ------------------------------------------------------------------ files
-
-
-class _ConfigLoader(yaml.SafeLoader):
-    """mkdocs.yml may hold `!!python/name:` and `!ENV` tags: read them as plain values."""
-
-
-def _any_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_mapping(node)  # type: ignore[arg-type]
-
-
-_ConfigLoader.add_multi_constructor("", _any_tag)
-
-
-def site_url(mkdocs_yml: Path) -> str:
-    """mkdocs.yml's `site_url`, ending with a slash (alarm links are built on it)."""
-    with open(mkdocs_yml, encoding="utf-8") as fh:
-        config = yaml.load(fh, Loader=_ConfigLoader) or {}
-    url = config.get("site_url") if isinstance(config, dict) else None
-    if not isinstance(url, str) or not url.strip():
-        raise RunbookError(
-            [Problem(Loc(str(mkdocs_yml)), "site_url is not set: alarm descriptions link to <site_url>alarms/<id>/")]
-        )
-    url = url.strip()
-    return url if url.endswith("/") else url + "/"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the export is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -16,14 +16,22 @@ from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 
-from runbook.data.load import Catalog, load_cached
+from runbook.data.load import load_cached
+from runbook.data.model import Catalog
 from runbook.data.placeholders import substitute
+from runbook.errors import shown_path
+from runbook.export.fsio import write_atomic
 from runbook.gate.sandbox.sandbox import EnvCredentials, Sandbox
-from runbook.gate.snippets import AnnotationError, Snippet, extract_dir
+from runbook.gate.snippets import Snippet, extract_dir
 from runbook.gate.static.checker import AwsCall, GateError, StaticChecker, find_aws_cli_v2, is_read_only_operation
-from runbook.gate.verdict import Expectation, judge
+from runbook.gate.verdict import judge
+from runbook.site import build
+from runbook.site.annotation import AnnotationError
 
 __all__ = ["GateError", "Plan", "Result", "plan", "run"]
+
+# What the JSON report keeps of each result (timings vary from run to run).
+REPORT_FIELDS = ("page", "line", "env", "tier", "status", "command", "message", "origin")
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -79,32 +87,6 @@ class Plan:
 # ------------------------------------------------------------------ rendering
 
 
-def render_pages(mkdocs_yml: Path, out: Path, docs_dir: Path | None = None) -> float:
-    """Build the site in-process, keeping each page's Markdown after macros in out/rendered."""
-    from mkdocs.commands.build import build
-    from mkdocs.config import load_config
-    from mkdocs.exceptions import MkDocsException
-
-    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
-    overrides: dict[str, object] = {"site_dir": str(out / "site")}
-    if docs_dir is not None:
-        overrides.update(docs_dir=str(docs_dir.resolve()), strict=False)
-    before = os.environ.get("RUNBOOK_CAPTURE_DIR")
-    os.environ["RUNBOOK_CAPTURE_DIR"] = str(out / "rendered")
-    start = time.perf_counter()
-    try:
-        config = load_config(str(mkdocs_yml), **overrides)  # type: ignore[arg-type]
-        build(config)
-    except (MkDocsException, ValueError) as exc:
-        raise _BuildFailed(str(exc)) from None
-    finally:
-        if before is None:
-            os.environ.pop("RUNBOOK_CAPTURE_DIR", None)
-        else:
-            os.environ["RUNBOOK_CAPTURE_DIR"] = before
-    return time.perf_counter() - start
-
-
 class _BuildFailed(Exception):
     """The site did not build: a user error (bad page, dangling link), reported with exit 1."""
 
@@ -116,7 +98,6 @@ def plan(
     pages: Sequence[str] | None = None,
 ) -> Plan:
     """Render the site and extract every block for the chosen environments and pages."""
-    # The build below asks for the same catalog: cached, it is read and validated once.
     catalog = load_cached(mkdocs_yml.resolve().parent / "runbook_data")
     known = [e.name for e in catalog.environments]
     for env in envs or ():
@@ -124,15 +105,15 @@ def plan(
             raise GateError(f"unknown environment '{env}' (known: {', '.join(known)})")
     tmp = tempfile.TemporaryDirectory(prefix="runbook-gate-")
     out = Path(tmp.name)
-    seconds = render_pages(mkdocs_yml, out, docs_dir)
+    built = build.build(mkdocs_yml, out, docs_dir=docs_dir)
+    if built.output:
+        print(built.output, file=sys.stderr)
+    if not built.ok:
+        raise _BuildFailed(built.output.splitlines()[-1] if built.output else f"exit status {built.returncode}")
     # The site's own pages are named as in the repository; another folder as given.
-    shown = "docs/"
-    if docs_dir is not None:
-        shown = os.path.relpath(docs_dir, Path.cwd()).replace(os.sep, "/") + "/"
-        if shown.startswith("../"):
-            shown = str(docs_dir.resolve()) + "/"
+    shown = "docs/" if docs_dir is None else shown_path(docs_dir) + "/"
     try:
-        snippets = extract_dir(out / "rendered", shown, known, catalog.default_env.name)
+        snippets = extract_dir(built.rendered_dir, shown, known, catalog.default_env.name)
     except AnnotationError as exc:
         raise _BuildFailed(str(exc)) from None
     chosen = [
@@ -141,16 +122,15 @@ def plan(
         if (not envs or s.env in envs)
         and (not pages or any(fnmatch(s.page, p) or fnmatch(s.page, f"*{p}") for p in pages))
     ]
-    return Plan(chosen, catalog, out / "rendered", seconds, tmp)
+    return Plan(chosen, catalog, built.rendered_dir, built.seconds, tmp)
 
 
 # ------------------------------------------------------------------ one lane: a checker and a sandbox
 
 
 def _mutates(s: Snippet, calls: Iterable[AwsCall]) -> bool:
-    declared = s.options.get("mutates")
-    if isinstance(declared, bool):
-        return declared
+    if s.annotation.mutates is not None:
+        return s.annotation.mutates
     if s.lang == "python":
         return any(f".{verb}" in s.text for verb in MUTATING_PY)
     # Blocks that only read share one world; anything else (or unknown) gets a fresh one.
@@ -194,8 +174,9 @@ class Lane:
         base = Result(s.page, s.line, s.env, "static", "passed", s.text, origin=s.origin)
         text = p.runnable_text(s)
         start = time.perf_counter()
+        calls: list[AwsCall] = []
         if s.lang == "python":
-            problems, calls = self.checker.check_python(text), []
+            problems = self.checker.check_python(text)
         else:
             problems, calls = self.checker.check_shell(text)
         base.static_seconds = time.perf_counter() - start
@@ -206,20 +187,14 @@ class Lane:
             return base
         if static_only:
             return base
-        expect = s.options.get("expect") or []
-        exp = Expectation(
-            expect=tuple(str(e) for e in expect) if isinstance(expect, list) else (str(expect),),
-            xfail=str(s.options["xfail"]) if s.options.get("xfail") else None,
-            stream=bool(s.options.get("stream")),
-            timeout=float(s.options.get("timeout", 30.0)),  # type: ignore[arg-type]
-        )
+        ann = s.annotation
         mutating = _mutates(s, calls)
         self.world(s.env)
         assert self.sandbox is not None
-        result = self.sandbox.run(s.lang, text, s.env, timeout=exp.timeout, stream=exp.stream)
+        result = self.sandbox.run(s.lang, text, s.env, timeout=ann.timeout, stream=ann.stream)
         if mutating:
             self.dirty = True
-        verdict = judge(result, exp)
+        verdict = judge(result, ann)
         base.tier = "exec"
         base.status = verdict.status
         base.message = verdict.message
@@ -231,8 +206,8 @@ class Lane:
 
 
 def _skip_reason(s: Snippet) -> str | None:
-    if s.options.get("skip"):
-        return str(s.options["skip"])
+    if s.annotation.skip:
+        return s.annotation.skip
     if not s.executable:
         return f"not executable: language '{s.lang}'"
     return None
@@ -250,7 +225,7 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
         else:
             todo.append((i, s))
     # Read-only blocks first, so a lane resets its world only for the state-changing tail.
-    todo.sort(key=lambda item: (bool(item[1].options.get("mutates")), item[0]))
+    todo.sort(key=lambda item: (bool(item[1].annotation.mutates), item[0]))
     work: queue.Queue[tuple[int, Snippet]] = queue.Queue()
     for item in todo:
         work.put(item)
@@ -300,15 +275,12 @@ def summary_line(counts: dict[str, int]) -> str:
 def write_report(path: Path, results: Sequence[Result], extra: dict[str, object]) -> None:
     data = {
         "results": [
-            {k: v for k, v in asdict(r).items() if k in ("page", "line", "env", "tier", "status", "command",
-                                                          "message", "origin")}
+            {k: v for k, v in asdict(r).items() if k in REPORT_FIELDS}
             for r in results
         ],
         "summary": {**summary(results), **extra},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from runbook.data.placeholders import FILL_IN
+from runbook.site.annotation import PATTERN as _ANNOTATION
+from runbook.site.annotation import Annotation
 
 SHELL_LANGS = {"bash", "sh", "shell", "console", "zsh"}
 PYTHON_LANGS = {"python", "py", "python3"}
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+.-]*)(?P<rest>.*)$")
 _TAB = re.compile(r'^(?P<indent>[ ]*)===[+!]?[ ]+"(?P<label>[^"]*)"')
-_ANNOTATION = re.compile(r"^[ \t]*<!--\s*runbook:\s*(?P<json>\{.*\})\s*-->[ \t]*$")
 _FRONT_ENV = re.compile(r"^env:\s*['\"]?(?P<env>[\w-]+)['\"]?\s*$")
 
 
@@ -28,8 +28,12 @@ class Snippet:
     env: str
     lang: str  # "bash", "python", or the block's own language when not executable
     text: str  # the code as rendered (dedented), fill-ins still as <name>
-    origin: str | None = None  # runbook_data file:line it was generated from
-    options: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
+    annotation: Annotation = field(default_factory=Annotation, hash=False, compare=False)
+
+    @property
+    def origin(self) -> str | None:
+        """The runbook_data file:line the block was generated from."""
+        return self.annotation.origin
 
     @property
     def id(self) -> str:
@@ -41,10 +45,6 @@ class Snippet:
 
     def fill_ins(self) -> list[str]:
         return sorted({m.group(1) for m in FILL_IN.finditer(self.text)})
-
-
-class AnnotationError(ValueError):
-    """A `<!-- runbook: ... -->` marker that is not a JSON object."""
 
 
 def _console_commands(text: str) -> str:
@@ -87,7 +87,7 @@ def extract(markdown: str, page: str, envs: Iterable[str], default_env: str) -> 
             if m:
                 page_env = m.group("env")
     tabs: list[tuple[int, str]] = []  # open content tabs: (indent of the label, label)
-    pending: dict[str, object] | None = None
+    pending: Annotation | None = None
     out: list[Snippet] = []
     i = start
     while i < len(lines):
@@ -106,13 +106,7 @@ def extract(markdown: str, page: str, envs: Iterable[str], default_env: str) -> 
             continue
         ann = _ANNOTATION.match(line)
         if ann:
-            try:
-                parsed = json.loads(ann.group("json"))
-            except json.JSONDecodeError as exc:
-                raise AnnotationError(f"{page}:{i + 1}: runbook annotation is not valid JSON: {exc.msg}") from None
-            if not isinstance(parsed, dict):
-                raise AnnotationError(f"{page}:{i + 1}: runbook annotation must be a JSON object")
-            pending = parsed
+            pending = Annotation.parse(ann.group("json"), f"{page}:{i + 1}")
             i += 1
             continue
         fence = _FENCE.match(line)
@@ -128,8 +122,6 @@ def extract(markdown: str, page: str, envs: Iterable[str], default_env: str) -> 
                 j += 1
             lang, text = _normalise(fence.group("lang"), "\n".join(body) + "\n")
             env_tab = next((label for _, label in reversed(tabs) if label in env_names), None)
-            options = pending or {}
-            origin = options.get("origin")
             out.append(
                 Snippet(
                     page=page,
@@ -137,8 +129,7 @@ def extract(markdown: str, page: str, envs: Iterable[str], default_env: str) -> 
                     env=env_tab or page_env,
                     lang=lang,
                     text=text,
-                    origin=str(origin) if origin else None,
-                    options={k: v for k, v in options.items() if k != "origin"},
+                    annotation=pending or Annotation(),
                 )
             )
             pending = None

@@ -9,29 +9,18 @@ verdict looks at the exit status, at the output for a FunctionError, and at the 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import jmespath
 import jmespath.exceptions
 
-from runbook.gate.sandbox.sandbox import RunResult, Sandbox
+from runbook.gate.sandbox.sandbox import RunResult
+from runbook.site.annotation import Annotation
 
-PASSED, FAILED, SKIPPED, XFAILED, XPASSED = "passed", "failed", "skipped", "xfailed", "xpassed"
-STATUSES = (PASSED, FAILED, SKIPPED, XFAILED, XPASSED)
-# What makes the gate fail: an xpass is a stale xfail marker, and is reported as one.
-FAILING_STATUSES = frozenset({FAILED, XPASSED})
+PASSED, FAILED, XFAILED, XPASSED = "passed", "failed", "xfailed", "xpassed"
 
 _STDERR_TAIL_LINES = 5
-
-
-@dataclass(frozen=True)
-class Expectation:
-    expect: tuple[str, ...] = ()  # JMESPath expressions that must be non-empty on stdout JSON
-    xfail: str | None = None  # reason
-    stream: bool = False
-    timeout: float = 30.0
 
 
 @dataclass
@@ -41,7 +30,8 @@ class Verdict:
     result: RunResult
 
 
-def judge(result: RunResult, exp: Expectation) -> Verdict:
+def judge(result: RunResult, exp: Annotation) -> Verdict:
+    """What the block's run proves, given what its annotation says it must do."""
     problems = _problems(result, exp)
     if exp.xfail is not None:
         if problems:
@@ -53,26 +43,10 @@ def judge(result: RunResult, exp: Expectation) -> Verdict:
     return Verdict(PASSED, "", result)
 
 
-def run_and_judge(sb: Sandbox, lang: str, code: str, env: str, exp: Expectation) -> Verdict:
-    """Run one snippet and judge it. A GateError (the sandbox itself broke) propagates."""
-    result = sb.run(lang, code, env, timeout=exp.timeout, stream=exp.stream)
-    return judge(result, exp)
-
-
-def summarize(verdicts: Iterable[Verdict | str]) -> dict[str, int]:
-    """Count statuses; ``failing`` counts failed + xpassed (what makes the gate fail)."""
-    counts = dict.fromkeys(STATUSES, 0)
-    for v in verdicts:
-        status = v if isinstance(v, str) else v.status
-        counts[status] = counts.get(status, 0) + 1
-    counts["failing"] = sum(counts[s] for s in FAILING_STATUSES)
-    return counts
-
-
 # -- the checks ---------------------------------------------------------------------------
 
 
-def _problems(result: RunResult, exp: Expectation) -> list[str]:
+def _problems(result: RunResult, exp: Annotation) -> list[str]:
     problems: list[str] = []
     if result.timed_out:
         if not exp.stream:

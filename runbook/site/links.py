@@ -5,11 +5,8 @@ from __future__ import annotations
 import bisect
 import html
 import json
-import os
 import posixpath
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterable
@@ -18,12 +15,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from runbook.site import render
-from runbook.errors import Loc, Problem, RunbookError
-from runbook.export.alarms import site_url as read_site_url
-from runbook.export.alarms import write_atomic
-from runbook.data.load import Catalog, load
-from runbook.data.model import Alarm
+from runbook.data.load import load
+from runbook.data.model import Alarm, Catalog
+from runbook.errors import Loc, Problem, RunbookError, shown_path
+from runbook.export.fsio import write_atomic
+from runbook.site import build, render
 
 PUBLISHED = Path("docs") / "published-urls.txt"
 RECORD_COMMAND = "runbook links --record"
@@ -249,12 +245,6 @@ class _Locator:
             self._lines[path] = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
         return self._lines[path]
 
-    def shown(self, path: Path) -> str:
-        try:
-            return os.path.relpath(path, Path.cwd())
-        except ValueError:
-            return str(path)
-
     def where(self, page: str, link: Link | None = None) -> tuple[str, int, str]:
         """(source file, line, href as written there) of a page, or of one of its links."""
         href = link.href if link else ""
@@ -264,12 +254,12 @@ class _Locator:
             if (docs / src).is_file():
                 for text in (rendered, docs / src):
                     if link is not None and text and (hit := _line_of(self.lines(text), link)):
-                        return self.shown(docs / src), hit[0], hit[1]
-                return self.shown(docs / src), 1, href
+                        return shown_path(docs / src), hit[0], hit[1]
+                return shown_path(docs / src), 1, href
         alarm = self.alarms.get(page)
         if alarm is not None and alarm.loc is not None:
             return self._in_alarm(alarm, link)
-        return self.shown(self.site / page), link.line if link else 1, href
+        return shown_path(self.site / page), link.line if link else 1, href
 
     def _in_alarm(self, alarm: Alarm, link: Link | None) -> tuple[str, int, str]:
         """A generated alarm page's link, found in the alarm's own lines of its YAML file."""
@@ -378,21 +368,11 @@ def check(site: Path, project: Path, cat: Catalog, site_url: str, rendered: Path
     published = published or project / PUBLISHED
     if published.is_file():
         total = published.read_text(encoding="utf-8").count("\n")
-        findings += _check_published(site_urls(pages), read_published(published), loc.shown(published), total)
+        findings += _check_published(site_urls(pages), read_published(published), shown_path(published), total)
     else:
         missing = f"the list of published URLs is missing: run `{RECORD_COMMAND}` and commit it"
-        findings.append(Finding(loc.shown(published), 1, missing))
+        findings.append(Finding(shown_path(published), 1, missing))
     return [str(f) for f in sorted(set(findings))]
-
-
-def build(mkdocs_yml: Path, out: Path) -> subprocess.CompletedProcess[str]:
-    """Build the site into out/site (rendered pages in out/rendered), not strict: the check
-    reports every broken link with its line, where --strict stops at mkdocs' first warning."""
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "RUNBOOK_CAPTURE_DIR": str(out / "rendered")}
-    return subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "-q", "-f", str(mkdocs_yml), "-d", str(out / "site")],
-        cwd=mkdocs_yml.parent, env=env, capture_output=True, text=True, timeout=300,
-    )
 
 
 def run(mkdocs_yml: Path, site: Path | None = None, record_list: bool = False) -> tuple[list[str], str]:
@@ -402,15 +382,17 @@ def run(mkdocs_yml: Path, site: Path | None = None, record_list: bool = False) -
     with tempfile.TemporaryDirectory(prefix="runbook-links-") as tmp:
         rendered = None
         if site is None:
-            proc = build(mkdocs_yml, Path(tmp))
-            if proc.returncode != 0:
-                raise RunbookError([Problem(Loc(str(mkdocs_yml)), "mkdocs build failed:\n" + proc.stderr.strip())])
-            site, rendered = Path(tmp) / "site", Path(tmp) / "rendered"
+            # Not strict: the check reports every broken link with its line, where --strict
+            # stops at mkdocs' first warning.
+            built = build.build(mkdocs_yml, Path(tmp), strict=False)
+            if not built.ok:
+                raise RunbookError([Problem(Loc(str(mkdocs_yml)), "mkdocs build failed:\n" + built.output)])
+            site, rendered = built.site_dir, built.rendered_dir
         start = time.perf_counter()
         note = ""
         if record_list:
             note = f"; recorded {record(site, project / PUBLISHED)} URLs in {PUBLISHED}"
-        problems = check(site, project, cat, read_site_url(mkdocs_yml), rendered)
+        problems = check(site, project, cat, build.site_url(mkdocs_yml), rendered)
         pages = sum(1 for _ in site.rglob("*.html"))
     took = time.perf_counter() - start
     summary = f"{len(problems)} link problem(s) in {pages} pages, checked in {took:.2f} s{note}"

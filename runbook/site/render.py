@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Iterable
 
 from runbook.data import placeholders
-from runbook.data.load import Catalog
 from runbook.data.model import (
     AdmonitionBlock,
-    Alarm,
     Block,
+    Catalog,
     CodeBlock,
     Command,
     CommandBlock,
     EnvTableBlock,
     ListBlock,
     Metric,
+    Node,
     PageFile,
     Section,
     Step,
@@ -25,6 +24,7 @@ from runbook.data.model import (
     TableBlock,
     TextBlock,
 )
+from runbook.site.annotation import Annotation
 
 SEVERITY_ADMONITION = {"critical": "danger", "high": "warning", "medium": "info", "low": "note"}
 COMPARISON = {
@@ -33,12 +33,14 @@ COMPARISON = {
     "LessThanThreshold": "<",
     "LessThanOrEqualToThreshold": "≤",
 }
-# The marker before each code block that the verification gate reads (JSON after the colon).
-ANNOTATION = "<!-- runbook: {} -->"
 
 
 def _indent(text: str, n: int = 4) -> str:
     return textwrap.indent(text, " " * n, lambda line: bool(line.strip()))
+
+
+def _origin(node: Node) -> str | None:
+    return f"{node.loc.file}:{node.loc.line}" if node.loc else None
 
 
 def _code_span(text: str) -> str:
@@ -75,14 +77,6 @@ def prose(cat: Catalog, text: str) -> str:
     return placeholders.PLACEHOLDER.sub(lambda m: one(m.group(1)), text)
 
 
-def threshold(cat: Catalog, alarm: Alarm, env: str) -> float | int:
-    if isinstance(alarm.threshold, str):
-        value = cat.env(env).values[alarm.threshold.strip("{}")]
-        assert isinstance(value, int | float)
-        return value
-    return alarm.threshold
-
-
 def severity_badge(severity: str) -> str:
     return f'<span class="rb-sev rb-sev-{severity}">{severity.capitalize()}</span>'
 
@@ -95,28 +89,16 @@ def command_markdown(cat: Catalog, cmd: Command) -> str:
     parts: list[str] = []
     if cmd.caption:
         parts.append(prose(cat, cmd.caption) + "\n")
-    origin = f"{cmd.loc.file}:{cmd.loc.line}" if cmd.loc else None
-    meta: dict[str, object] = {"origin": origin}
-    for key in ("xfail", "skip"):
-        if getattr(cmd, key):
-            meta[key] = getattr(cmd, key)
-    if cmd.expect:
-        meta["expect"] = cmd.expect
-    if cmd.stream:
-        meta["stream"] = True
-    if cmd.timeout != 30.0:
-        meta["timeout"] = cmd.timeout
-    if cmd.mutates is not None:
-        meta["mutates"] = cmd.mutates
+    marker = Annotation(
+        origin=_origin(cmd), skip=cmd.skip or None, xfail=cmd.xfail or None, expect=tuple(cmd.expect),
+        stream=cmd.stream, timeout=cmd.timeout, mutates=cmd.mutates,
+    ).comment()
     codes = per_env(cat, cmd.code.rstrip("\n"))
     for env in cat.environments:
         if cmd.only and env.name not in cmd.only:
             body = f"Not applicable in {env.name}: this command applies to {', '.join(cmd.only)} only.\n"
         else:
-            body = (
-                ANNOTATION.format(json.dumps(meta, sort_keys=True))
-                + f"\n```{cmd.lang}\n{codes[env.name]}\n```\n"
-            )
+            body = f"{marker}\n```{cmd.lang}\n{codes[env.name]}\n```\n"
         parts.append(f'=== "{env.name}"\n\n{_indent(body)}')
     inputs = sorted({m.group(1) for m in placeholders.find(cmd.code) if m.group(1) in cat.inputs})
     if inputs:
@@ -175,11 +157,10 @@ def block_markdown(cat: Catalog, block: Block) -> str:
     if isinstance(block, CommandBlock):
         return command_markdown(cat, block.command)
     if isinstance(block, CodeBlock):
-        origin = f"{block.loc.file}:{block.loc.line}" if block.loc else None
-        meta = {"origin": origin, "skip": block.reason}
+        marker = Annotation(origin=_origin(block), skip=block.reason).comment()
         caption = prose(cat, block.caption) + "\n\n" if block.caption else ""
         code = prose(cat, block.code.rstrip("\n"))
-        return f"{caption}{ANNOTATION.format(json.dumps(meta, sort_keys=True))}\n```{block.lang}\n{code}\n```\n"
+        return f"{caption}{marker}\n```{block.lang}\n{code}\n```\n"
     if isinstance(block, TableBlock):
         return _table(block.columns, [[prose(cat, c) for c in row] for row in block.rows])
     if isinstance(block, EnvTableBlock):
@@ -233,7 +214,7 @@ def alarm_page(cat: Catalog, alarm_id: str) -> str:
     for env in cat.environments:
         name = per_env(cat, a.name)[env.name]
         topic = env.alarm_topics[a.severity]
-        rows.append([f"{env.title} (`{env.name}`)", f"`{name}`", f"{sign} {threshold(cat, a, env.name)}", f"`{topic}`"])
+        rows.append([f"{env.title} (`{env.name}`)", f"`{name}`", f"{sign} {cat.threshold(a, env.name)}", f"`{topic}`"])
     out.append(_table(["Environment", "CloudWatch alarm", "Threshold", "Notifies (SNS)"], rows))
 
     out.append("## What it means {#what-it-means}\n")

@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from runbook.data.load import load_cached
-from runbook.export.alarms import site_url
+from runbook.site.build import site_url
 
 from .compute import ComputeMixin
 from .edge import EdgeMixin

@@ -1,0 +1,165 @@
+"""Cross-checks of a validated Catalog: names, references and shapes that span files."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from runbook.data import placeholders
+from runbook.data.model import SEVERITIES, Alarm, Catalog, Environment, PageFile
+from runbook.data.yaml_reader import LOC_KEY, PathKey, Source
+from runbook.errors import Loc, Problem
+
+
+def _suggest(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _strings(data: Any, path: PathKey = ()) -> Any:
+    """Every string value in plain YAML data with its path."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k != LOC_KEY:
+                yield from _strings(v, (*path, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from _strings(v, (*path, i))
+    elif isinstance(data, str):
+        yield path, data
+
+
+def cross_check(cat: Catalog, sources: dict[str, Source]) -> list[Problem]:
+    """Every problem between files or nodes that a schema alone cannot see."""
+    problems: list[Problem] = []
+
+    def at(node: Any) -> Loc:
+        return node.loc or Loc("runbook_data")
+
+    # Environments: unique names, the same value keys everywhere.
+    seen_env: dict[str, Environment] = {}
+    for e in cat.environments:
+        if e.name in seen_env:
+            problems.append(Problem(at(e), f"duplicate environment '{e.name}'"))
+        seen_env[e.name] = e
+    all_keys = sorted({k for e in cat.environments for k in e.values})
+    for e in cat.environments:
+        for k in all_keys:
+            if k not in e.values:
+                other = next(o.name for o in cat.environments if k in o.values)
+                problems.append(
+                    Problem(at(e), f"environment '{e.name}' lacks value '{k}' that '{other}' declares")
+                )
+        for sev in SEVERITIES:
+            if sev not in e.alarm_topics:
+                problems.append(Problem(at(e), f"environment '{e.name}' has no alarm topic for '{sev}'"))
+
+    # Names: environment placeholders and operator inputs share one namespace.
+    env_names = set(placeholders.BUILTINS) | set(all_keys)
+    for rname, res in cat.resources.items():
+        env_names.add(rname)
+        env_names.add(f"{rname}.name")
+        env_names.update(f"{rname}.{a}" for a in placeholders.RESOURCE_ATTRS[res.type])
+    for name in cat.inputs:
+        if name in env_names:
+            problems.append(Problem(at(cat.inputs[name]), f"operator input '{name}' shadows a value"))
+    known = sorted(env_names | set(cat.inputs))
+    deployed = placeholders.deploy_names(cat)
+    for source in sources.values():
+        for path, text in _strings(source.data):
+            for m in placeholders.find(text):
+                name = m.group(1)
+                if name in deployed and "dimensions" not in path:
+                    problems.append(
+                        Problem(
+                            source.text_loc(path, m.start()),
+                            f"'{{{name}}}' is assigned by AWS at deploy time: only alarm dimensions may use it "
+                            f"(commands look it up by name, e.g. with get-apis)",
+                        )
+                    )
+                elif name not in env_names and name not in cat.inputs and name not in deployed:
+                    problems.append(
+                        Problem(
+                            source.text_loc(path, m.start()),
+                            f"unknown placeholder '{{{name}}}'{_suggest(name, known)}",
+                        )
+                    )
+    numeric = {k for k in all_keys if all(isinstance(e.values.get(k), int | float) for e in cat.environments)}
+    for res in cat.resources.values():
+        for m in placeholders.find(res.name):
+            if m.group(1) not in set(placeholders.BUILTINS) | set(all_keys):
+                problems.append(Problem(at(res), f"resource name may only use environment values: {res.name}"))
+
+    # Alarms: unique ids and names, known related alarms, a well-formed metric.
+    ids: dict[str, Alarm] = {}
+    for a in cat.alarms:
+        for key in (a.id, *a.aliases):
+            if key in ids:
+                first = ids[key]
+                problems.append(Problem(at(a), f"duplicate alarm id '{key}' (first defined at {at(first)})"))
+            else:
+                ids[key] = a
+        if "{env}" not in a.name:
+            problems.append(Problem(at(a), f"alarm name '{a.name}' must contain {{env}}"))
+    for a in cat.alarms:
+        for i, rel in enumerate(a.related):
+            if rel not in ids or rel in ids[rel].aliases:
+                problems.append(
+                    Problem(
+                        a.loc_of("related", i) or at(a),
+                        f"related alarm '{rel}' does not exist{_suggest(rel, sorted(ids))}",
+                    )
+                )
+        problems += _check_metric(a, numeric)
+
+    # Commands: exactly one language.
+    for cmd in cat.commands():
+        if (cmd.shell is None) == (cmd.python is None):
+            problems.append(Problem(at(cmd), "a command needs exactly one of 'shell' or 'python'"))
+        for i, env_name in enumerate(cmd.only):
+            if env_name not in seen_env:
+                hint = _suggest(env_name, sorted(seen_env))
+                problems.append(Problem(cmd.loc_of("only", i) or at(cmd), f"unknown environment '{env_name}'{hint}"))
+        if cmd.skip and cmd.xfail:
+            problems.append(Problem(at(cmd), "a command cannot be both 'skip' and 'xfail'"))
+
+    # Pages and escalation.
+    page_ids: dict[str, PageFile] = {}
+    for p in cat.pages:
+        if p.page in page_ids or p.page == "alarms":
+            problems.append(Problem(at(p), f"duplicate page '{p.page}'"))
+        page_ids[p.page] = p
+    levels = {lvl.severity for lvl in cat.escalation.severity_levels}
+    for sev in SEVERITIES:
+        if sev not in levels:
+            problems.append(Problem(at(cat.escalation), f"severity '{sev}' has no escalation level"))
+    return problems
+
+
+def _check_metric(a: Alarm, numeric: set[str]) -> list[Problem]:
+    problems = []
+    loc = a.loc or Loc("runbook_data")
+    if (a.metric is None) == (not a.metrics):
+        problems.append(Problem(loc, f"alarm '{a.id}' needs exactly one of 'metric' or 'metrics'"))
+    metrics = [a.metric] if a.metric else [q.metric for q in a.metrics if q.metric]
+    for m in metrics:
+        if m is not None and (m.statistic is None) == (m.extended_statistic is None):
+            problems.append(
+                Problem(m.loc or loc, "a metric needs exactly one of 'statistic' or 'extended_statistic'")
+            )
+    if a.metrics:
+        returned = [q for q in a.metrics if q.return_data]
+        if len(returned) != 1:
+            problems.append(Problem(loc, f"alarm '{a.id}': exactly one metric query must have return_data"))
+        for q in a.metrics:
+            if (q.metric is None) == (q.expression is None):
+                problems.append(
+                    Problem(q.loc or loc, "a metric query needs exactly one of 'metric' or 'expression'")
+                )
+    if isinstance(a.threshold, str):
+        name = a.threshold.strip("{}")
+        if name not in numeric:
+            problems.append(
+                Problem(loc, f"threshold '{a.threshold}' must name a numeric value of every environment")
+            )
+    return problems
