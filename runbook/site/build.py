@@ -102,7 +102,6 @@ def site_url(mkdocs_yml: Path) -> str:
 
 
 def _child(argv: Sequence[str]) -> int:
-    from mkdocs.__main__ import ColorFormatter
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.config import load_config
     from mkdocs.exceptions import MkDocsException
@@ -117,7 +116,7 @@ def _child(argv: Sequence[str]) -> int:
     # Warnings and errors, as mkdocs prints them. Not `-q`: that level also hides warnings
     # from the strict mode's counter, so `mkdocs build -q --strict` passes a warning.
     handler = logging.StreamHandler()
-    handler.setFormatter(ColorFormatter())
+    handler.setFormatter(logging.Formatter("%(levelname)-8s-  %(message)s"))  # mkdocs' own, uncoloured
     logger = logging.getLogger("mkdocs")
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
