@@ -24,13 +24,15 @@ verify:
 	$(VENV)/runbook verify
 
 lint:
-	@scripts/bootstrap.sh
+	@scripts/bootstrap.sh --test
 	$(VENV)/ruff check runbook macros tests scripts
+	$(VENV)/mypy
 
 test:
 	@scripts/bootstrap.sh --test
 	$(VENV)/ruff check runbook macros tests scripts
+	$(VENV)/mypy
 	$(VENV)/python -m pytest
 
 clean:
-	rm -rf site .venv .pytest_cache
+	rm -rf site .venv .pytest_cache .mypy_cache
