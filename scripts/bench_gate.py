@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from runbook.gate import run as gate  # noqa: E402
 from runbook.gate.sandbox.sandbox import EnvCredentials, Sandbox  # noqa: E402
 from runbook.gate.static.checker import StaticChecker, find_aws_cli_v2  # noqa: E402
+from runbook.site import build  # noqa: E402
 
 
 def ms(seconds: float) -> str:
@@ -41,6 +42,7 @@ def main() -> int:
 
     start = time.perf_counter()
     plan = gate.plan(ROOT / "mkdocs.yml")
+    site_url = build.site_url(ROOT / "mkdocs.yml")  # what the world's alarms link to
     print(f"render + extract: {time.perf_counter() - start:.2f} s ({len(plan.snippets)} blocks)")
     shell = [s for s in plan.snippets if s.lang == "bash" and not s.options.get("skip")]
 
@@ -74,13 +76,13 @@ def main() -> int:
     try:
         for env in plan.catalog.environments:
             start = time.perf_counter()
-            creds = sb.call("runbook.world:seed", data_root=str(plan.catalog.root), env=env.name)
+            creds = sb.call("runbook.world:seed", data_root=str(plan.catalog.root), env=env.name, site_url=site_url)
             sb.set_credentials(EnvCredentials(**creds))
             print(f"seed {env.name}: {time.perf_counter() - start:.2f} s")
         start = time.perf_counter()
         sb.reset()
         sb.set_credentials(EnvCredentials(**sb.call("runbook.world:seed", data_root=str(plan.catalog.root),
-                                                   env=plan.catalog.default_env.name)))
+                                                   env=plan.catalog.default_env.name, site_url=site_url)))
         print(f"reset + reseed {plan.catalog.default_env.name}: {time.perf_counter() - start:.2f} s")
         gated, bare = [], []
         for s in singles:

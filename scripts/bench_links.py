@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runbook.data.load import load  # noqa: E402
-from runbook.site.build import site_url  # noqa: E402
 from runbook.site import links  # noqa: E402
+from runbook.site.build import site_url  # noqa: E402
 
 
 def main() -> int:

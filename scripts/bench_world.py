@@ -24,7 +24,8 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 
 from runbook import world  # noqa: E402
 from runbook.data.load import load_cached  # noqa: E402
-from runbook.world import base as world_base  # noqa: E402
+from runbook.site import build  # noqa: E402
+from runbook.world import seeding as world_seeding  # noqa: E402
 
 
 def _post(url: str) -> None:
@@ -44,13 +45,14 @@ def main() -> int:
     try:
         endpoint = f"http://127.0.0.1:{server.get_host_and_port()[1]}"
         envs = [e.name for e in load_cached(args.data).environments]
+        site_url = build.site_url(ROOT / "mkdocs.yml")
         times: dict[str, list[float]] = {e: [] for e in envs}
         for n in range(args.rounds):
             if n:
                 _post(endpoint + "/moto-api/reset")
             for env in envs:
                 start = time.perf_counter()
-                world.seed(endpoint, args.data, env)
+                world.seed(endpoint, args.data, env, site_url)
                 times[env].append(time.perf_counter() - start)
         report = {
             env: {
@@ -63,11 +65,11 @@ def main() -> int:
         print(json.dumps(report, indent=2))
         if args.steps:
             _post(endpoint + "/moto-api/reset")
-            world_base.TRACE_STEPS = []
-            world.seed(endpoint, args.data, envs[0])
-            for name, start, end in world_base.TRACE_STEPS:
+            world_seeding.TRACE_STEPS = []
+            world.seed(endpoint, args.data, envs[0], site_url)
+            for name, start, end in world_seeding.TRACE_STEPS:
                 print(f"{name:16s} {start * 1000:6.0f} → {end * 1000:6.0f} ms")
-            world_base.TRACE_STEPS = None
+            world_seeding.TRACE_STEPS = None
     finally:
         server.stop()
     return 0

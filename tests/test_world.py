@@ -21,11 +21,14 @@ from moto.server import ThreadedMotoServer
 
 from runbook import world
 from runbook.data import placeholders
-from runbook.data.load import Catalog, load
+from runbook.data.load import load
+from runbook.data.model import Catalog
+from runbook.site import build
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "runbook_data"
 ENVS = ("dev", "prod")
+SITE_URL = build.site_url(ROOT / "mkdocs.yml")
 NO_PROXY = Config(proxies={}, retries={"max_attempts": 1, "mode": "standard"})
 
 
@@ -50,7 +53,7 @@ def seeded(endpoint: str) -> dict[str, Any]:
     creds, seconds = {}, {}
     for env in ENVS:
         start = time.perf_counter()
-        creds[env] = world.seed(endpoint, str(DATA), env)
+        creds[env] = world.seed(endpoint, str(DATA), env, SITE_URL)
         seconds[env] = time.perf_counter() - start
     return {"creds": creds, "seconds": seconds}
 
@@ -334,7 +337,7 @@ def test_seeding_time(seeded: dict[str, Any], endpoint: str, capsys: pytest.Capt
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     opener.open(urllib.request.Request(endpoint + "/moto-api/reset", data=b"{}", method="POST"), timeout=10).read()
     start = time.perf_counter()
-    result = world.seed_all(endpoint, str(DATA))
+    result = world.seed_all(endpoint, str(DATA), SITE_URL)
     warm = (time.perf_counter() - start) / len(result)
     seeded["creds"].update({r["env"]: r for r in result})
     assert [r["env"] for r in result] == list(ENVS)

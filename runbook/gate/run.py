@@ -71,6 +71,7 @@ class Plan:
     catalog: Catalog
     rendered_dir: Path
     build_seconds: float
+    site_url: str
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
     def runnable_text(self, s: Snippet) -> str:
@@ -122,7 +123,7 @@ def plan(
         if (not envs or s.env in envs)
         and (not pages or any(fnmatch(s.page, p) or fnmatch(s.page, f"*{p}") for p in pages))
     ]
-    return Plan(chosen, catalog, built.rendered_dir, built.seconds, tmp)
+    return Plan(chosen, catalog, built.rendered_dir, built.seconds, build.site_url(mkdocs_yml), tmp)
 
 
 # ------------------------------------------------------------------ one lane: a checker and a sandbox
@@ -140,8 +141,9 @@ def _mutates(s: Snippet, calls: Iterable[AwsCall]) -> bool:
 class Lane:
     """A static checker and (unless static-only) one sandbox with its own moto world."""
 
-    def __init__(self, aws_cli: str, data_root: Path, static_only: bool) -> None:
+    def __init__(self, aws_cli: str, data_root: Path, site_url: str, static_only: bool) -> None:
         self.data_root = data_root
+        self.site_url = site_url  # alarm descriptions in the world link to the pages
         self.checker = StaticChecker(aws_cli)
         self.sandbox: Sandbox | None = None
         self.seeded: set[str] = set()
@@ -165,7 +167,12 @@ class Lane:
             self.dirty = False
         if env not in self.seeded:
             start = time.perf_counter()
-            creds = self.sandbox.call("runbook.world:seed", data_root=str(self.data_root), env=env)
+            creds = self.sandbox.call(
+                "runbook.world:seed",
+                data_root=str(self.data_root),
+                env=env,
+                site_url=self.site_url,
+            )
             self.sandbox.set_credentials(EnvCredentials(**creds))
             self.seeded.add(env)
             self.seed_seconds += time.perf_counter() - start
@@ -234,7 +241,7 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
 
     def lane_main() -> None:
         try:
-            lane = Lane(cli, p.catalog.root, static_only)
+            lane = Lane(cli, p.catalog.root, p.site_url, static_only)
         except Exception as exc:  # noqa: BLE001 - reported as a gate error below
             errors.append(exc)
             return

@@ -11,6 +11,11 @@ for the last half hour, every five minutes before, up to a minute ago), log even
 the last hour (up to 45 seconds ago). Alarms come from the alarm export, so the world holds
 exactly the alarms an environment would get.
 
+Each area (identity, storage, compute, edge, logs, traces, metrics) is an object given the
+environment's World (context.py): the catalog, the clients, the shared helpers, and what one
+area's step learned that another's needs (the API's id, the distribution); seeding.py runs
+their steps.
+
 Seeding one environment takes ~0.4 s on a warm moto server (scripts/bench_world.py); the first
 seeding in a process pays ~2-5 s more for moto importing its service modules.
 """
@@ -19,48 +24,35 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from pathlib import Path
 
 from runbook.data.load import load_cached
-from runbook.site.build import site_url
 
-from .compute import ComputeMixin
-from .edge import EdgeMixin
-from .identity import IdentityMixin
-from .logs import LogsMixin
-from .metrics import MetricsMixin
-from .storage import StorageMixin
-from .traces import TracesMixin
+from .context import World
+from .seeding import seed_world
 
 __all__ = ["seed", "seed_all", "use_lambda_without_docker"]
 
-SITE_URL_FALLBACK = "https://runbook.invalid/"
 
-
-class _World(IdentityMixin, StorageMixin, ComputeMixin, EdgeMixin, LogsMixin, TracesMixin, MetricsMixin):
-    """One environment's world: the core (base.py) and every area's seeding steps."""
-
-
-# ------------------------------------------------------------------ entry points
-
-
-def seed(endpoint_url: str, data_root: str, env: str) -> dict:
+def seed(endpoint_url: str, data_root: str, env: str, site_url: str) -> dict[str, str]:
     """Create env's world in its own moto account; return {"env", "account", "region",
     "access_key_id", "secret_access_key"}: an access key moto issued inside that account.
 
+    `site_url` (mkdocs.yml's, ending with a slash) is what the alarms' descriptions link to.
     Meant for a fresh (or reset) moto server: seeding the same environment twice fails on
     the first resource that already exists.
     """
     catalog = load_cached(data_root)
     use_lambda_without_docker(endpoint_url)
-    return _World(endpoint_url, catalog, env, _site_url(Path(data_root))).seed()
+    world = World(endpoint_url, catalog, env, site_url)
+    access_key = seed_world(world)
+    return {"env": world.env.name, "account": world.env.account, "region": world.env.region, **access_key}
 
 
-def seed_all(endpoint_url: str, data_root: str, envs: list[str] | None = None) -> list[dict]:
+def seed_all(endpoint_url: str, data_root: str, site_url: str, envs: list[str] | None = None) -> list[dict[str, str]]:
     """`seed` every environment of the catalog (or the named ones), in catalog order."""
     catalog = load_cached(data_root)
     names = envs if envs is not None else [e.name for e in catalog.environments]
-    return [seed(endpoint_url, data_root, name) for name in names]
+    return [seed(endpoint_url, data_root, name, site_url) for name in names]
 
 
 def use_lambda_without_docker(endpoint_url: str) -> None:
@@ -82,10 +74,3 @@ def use_lambda_without_docker(endpoint_url: str) -> None:
     )
     with opener.open(request, timeout=10) as response:
         response.read()
-
-
-def _site_url(data_root: Path) -> str:
-    mkdocs_yml = data_root.resolve().parent / "mkdocs.yml"
-    if not mkdocs_yml.exists():
-        return SITE_URL_FALLBACK  # a data folder outside a site (tests): links are not followed
-    return site_url(mkdocs_yml)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import uuid
@@ -10,8 +9,9 @@ import zipfile
 from datetime import timedelta
 from typing import Any
 
-from .base import WorldBase, _iso
-from .story import CANARY_PERIOD_MINUTES, HISTORY_MINUTES, LIVE_ALIAS, LIVE_VERSION, RESERVED_CONCURRENCY
+from .context import World, iso
+from .identity import create_role
+from .story import CANARY_PERIOD_MINUTES, LIVE_ALIAS, LIVE_VERSION, RESERVED_CONCURRENCY, canary_runs
 
 
 def _zip(source: str) -> bytes:
@@ -30,21 +30,18 @@ def _handler_source(function: str, release: str) -> str:
     )
 
 
-class ComputeMixin(WorldBase):
-    """Lambda, API Gateway and Synthetics steps of `_World`."""
+class Compute:
+    """Lambda, API Gateway and Synthetics."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
 
     # -- Lambda ----------------------------------------------------------------------------
 
-    def lead_handler(self) -> str | None:
-        key = self.primary("lambda_function", "lead")
-        return self.scope[key] if key else None
-
-    def function_arn(self, function: str) -> str:
-        return self.arn("lambda", f"function:{function}")
-
     def _function_statements(self, key: str) -> list[dict[str, Any]]:
+        w = self.world
         statements: list[dict[str, Any]] = []
-        tables = [self.scope[f"{k}.arn"] for k, _ in self.names("dynamodb_table")]
+        tables = [w.scope[f"{k}.arn"] for k, _ in w.names("dynamodb_table")]
         if tables and "replay" not in key:
             statements.append(
                 {
@@ -53,7 +50,7 @@ class ComputeMixin(WorldBase):
                     "Resource": tables + [f"{t}/index/*" for t in tables],
                 }
             )
-        queues = [self.scope[f"{k}.arn"] for k, _ in self.names("sqs_queue")]
+        queues = [w.scope[f"{k}.arn"] for k, _ in w.names("sqs_queue")]
         if queues:
             statements.append(
                 {
@@ -62,27 +59,29 @@ class ComputeMixin(WorldBase):
                     "Resource": queues,
                 }
             )
-        secrets = [self.arn("secretsmanager", f"secret:{n}-*") for _, n in self.names("secret")]
+        secrets = [w.arn("secretsmanager", f"secret:{n}-*") for _, n in w.names("secret")]
         if secrets and "replay" not in key:
             statements.append({"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secrets})
         return statements
 
     def _function_environment(self) -> dict[str, str]:
-        variables = {"ENV": self.env.name, "LOG_LEVEL": "INFO"}
-        for key, name in self.names("dynamodb_table"):
+        w = self.world
+        variables = {"ENV": w.env.name, "LOG_LEVEL": "INFO"}
+        for key, name in w.names("dynamodb_table"):
             variables[f"{key.upper()}_NAME"] = name
-        for key, _ in self.names("sqs_queue"):
-            variables[f"{key.upper()}_URL"] = self.scope[f"{key}.url"]
-        for key, name in self.names("secret"):
+        for key, _ in w.names("sqs_queue"):
+            variables[f"{key.upper()}_URL"] = w.scope[f"{key}.url"]
+        for key, name in w.names("secret"):
             variables[f"{key.upper()}_ID"] = name
         return variables
 
     def seed_functions(self) -> None:
-        lam = self.client("lambda")
+        w = self.world
+        lam = w.client("lambda")
         # What AWSLambdaBasicExecutionRole + AWSXRayDaemonWriteAccess grant (moto's server does
         # not load AWS managed policies by default): one customer managed policy.
-        basic = self.client("iam").create_policy(
-            PolicyName=f"{self.prefix}-lambda-basic-execution",
+        basic = w.client("iam").create_policy(
+            PolicyName=f"{w.prefix}-lambda-basic-execution",
             Description="Logs and X-Ray for the platform's Lambda functions",
             PolicyDocument=json.dumps(
                 {
@@ -102,9 +101,9 @@ class ComputeMixin(WorldBase):
                 }
             ),
         )["Policy"]["Arn"]
-        lead = self.lead_handler()
-        for key, function in self.names("lambda_function"):
-            role = self.role(f"{function}-role", self._function_statements(key), managed=(basic,))
+        lead = w.lead_handler()
+        for key, function in w.names("lambda_function"):
+            role = create_role(w, f"{function}-role", self._function_statements(key), managed=(basic,))
             is_lead = function == lead
             lam.create_function(
                 FunctionName=function,
@@ -112,12 +111,12 @@ class ComputeMixin(WorldBase):
                 Role=role,
                 Handler="index.handler",
                 Code={"ZipFile": _zip(_handler_source(function, "1.4.0"))},
-                Description=self.catalog.resources[key].description,
+                Description=w.catalog.resources[key].description,
                 Timeout=30 if is_lead else 60,
                 MemorySize=512 if is_lead else 256,
                 TracingConfig={"Mode": "Active"},
                 Environment={"Variables": self._function_environment()},
-                Tags=self.tags,
+                Tags=w.tags,
             )
             lam.publish_version(FunctionName=function, Description="release 1.4.0")
             # A version is published only when the code changed: deploy the next release.
@@ -128,10 +127,10 @@ class ComputeMixin(WorldBase):
             )
             if is_lead:
                 lam.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=RESERVED_CONCURRENCY)
-                main_queues = [k for k, _ in self.names("sqs_queue") if k != self.dlq_key()]
+                main_queues = [k for k, _ in w.names("sqs_queue") if k != w.dlq_key()]
                 for qkey in main_queues[:1]:
                     lam.create_event_source_mapping(
-                        EventSourceArn=self.scope[f"{qkey}.arn"],
+                        EventSourceArn=w.scope[f"{qkey}.arn"],
                         FunctionName=f"{function}:{LIVE_ALIAS}",
                         BatchSize=10,
                         Enabled=True,
@@ -140,39 +139,40 @@ class ComputeMixin(WorldBase):
     # -- API Gateway v2 --------------------------------------------------------------------
 
     def seed_api(self) -> None:
-        apis = self.names("http_api")
+        w = self.world
+        apis = w.names("http_api")
         if not apis:
             return
-        gw = self.client("apigatewayv2")
-        lead = self.lead_handler()
-        access_logs = self.names("log_group")
+        gw = w.client("apigatewayv2")
+        lead = w.lead_handler()
+        access_logs = w.names("log_group")
         log_arn = next(
-            (self.scope[f"{k}.arn"] for k, n in access_logs if "api" in k or "api-gateway" in n),
+            (w.scope[f"{k}.arn"] for k, n in access_logs if "api" in k or "api-gateway" in n),
             access_logs[0][0] if access_logs else None,
         )
         for i, (key, name) in enumerate(apis):
             api = gw.create_api(
                 Name=name,
                 ProtocolType="HTTP",
-                Description=self.catalog.resources[key].description,
+                Description=w.catalog.resources[key].description,
                 CorsConfiguration={
-                    "AllowOrigins": [f"https://{self._site_host()}"],
+                    "AllowOrigins": [f"https://{w.site_host()}"],
                     "AllowMethods": ["GET", "POST", "OPTIONS"],
                     "AllowHeaders": ["content-type", "x-amzn-trace-id"],
                     "MaxAge": 3600,
                 },
-                Tags=self.tags,
+                Tags=w.tags,
             )
             if i == 0:
-                self.api_id = api["ApiId"]
-            self.deployed[f"{key}.id"] = api["ApiId"]
+                w.api_id = api["ApiId"]
+            w.deployed[f"{key}.id"] = api["ApiId"]
             routes = ("POST /leads", "GET /health")
             if lead is not None:
                 integration = gw.create_integration(
                     ApiId=api["ApiId"],
                     IntegrationType="AWS_PROXY",
                     IntegrationMethod="POST",
-                    IntegrationUri=f"{self.function_arn(lead)}:{LIVE_ALIAS}",
+                    IntegrationUri=f"{w.function_arn(lead)}:{LIVE_ALIAS}",
                     PayloadFormatVersion="2.0",
                     TimeoutInMillis=29000,
                     Description="lead handler (live alias)",
@@ -183,7 +183,7 @@ class ComputeMixin(WorldBase):
                     )
             stage_settings: dict[str, Any] = {
                 "DefaultRouteSettings": {"ThrottlingBurstLimit": 200, "ThrottlingRateLimit": 100.0},
-                "Tags": self.tags,
+                "Tags": w.tags,
             }
             if log_arn:
                 stage_settings["AccessLogSettings"] = {
@@ -204,52 +204,39 @@ class ComputeMixin(WorldBase):
                     ),
                 }
             gw.create_stage(ApiId=api["ApiId"], StageName="$default", AutoDeploy=True, **stage_settings)
-            gw.create_stage(ApiId=api["ApiId"], StageName=self.env.name, AutoDeploy=False, **stage_settings)
-            host = self.env.values.get("api_host")
+            gw.create_stage(ApiId=api["ApiId"], StageName=w.env.name, AutoDeploy=False, **stage_settings)
+            host = w.env.values.get("api_host")
             if i == 0 and isinstance(host, str):
                 domain = gw.create_domain_name(
                     DomainName=host,
                     DomainNameConfigurations=[
                         {
                             "EndpointType": "REGIONAL",
-                            "CertificateArn": self.arn(
-                                "acm", f"certificate/{uuid.UUID(int=self.rng.getrandbits(128))}"
-                            ),
+                            "CertificateArn": w.arn("acm", f"certificate/{uuid.UUID(int=w.rng.getrandbits(128))}"),
                             "SecurityPolicy": "TLS_1_2",
                         }
                     ],
-                    Tags=self.tags,
+                    Tags=w.tags,
                 )
                 config = (domain.get("DomainNameConfigurations") or [{}])[0]
                 target = (
-                    config.get("ApiGatewayDomainName")
-                    or f"d-{self.hexid(10)}.execute-api.{self.env.region}.amazonaws.com"
+                    config.get("ApiGatewayDomainName") or f"d-{w.hexid(10)}.execute-api.{w.env.region}.amazonaws.com"
                 )
-                self.api_domain_target = (target, config.get("HostedZoneId") or "Z1UJRXOUMOOFQ8")
+                w.api_domain_target = (target, config.get("HostedZoneId") or "Z1UJRXOUMOOFQ8")
                 gw.create_api_mapping(DomainName=host, ApiId=api["ApiId"], Stage="$default")
-
-    def _site_host(self) -> str:
-        host = self.env.values.get("website_host") or self.env.values.get("site_host")
-        if isinstance(host, str):
-            return host
-        api_host = str(self.env.values.get("api_host", "example.com"))
-        return api_host.split(".", 1)[-1] if "." in api_host else api_host
 
     # -- Synthetics ------------------------------------------------------------------------
 
-    def canary_group(self, canary: str) -> str:
-        """/aws/lambda/cwsyn-<canary>-<id>: AWS names the canary's function after its id."""
-        digest = hashlib.sha256(f"{self.env.account}/{canary}".encode()).hexdigest()[:6]
-        return f"/aws/lambda/cwsyn-{canary}-{digest}"
-
     def seed_canaries(self) -> None:
-        canaries = self.names("canary")
+        w = self.world
+        canaries = w.names("canary")
         if not canaries:
             return
-        syn = self.client("synthetics")
-        bucket = self.artifacts_bucket() or self.website_bucket() or "canary-artifacts"
-        role = self.role(
-            f"{self.prefix}-canary-role",
+        syn = w.client("synthetics")
+        bucket = w.artifacts_bucket() or w.website_bucket() or "canary-artifacts"
+        role = create_role(
+            w,
+            f"{w.prefix}-canary-role",
             [
                 {
                     "Effect": "Allow",
@@ -264,42 +251,35 @@ class ComputeMixin(WorldBase):
             script = "apiCanaryBlueprint.handler" if is_api else "pageLoadBlueprint.handler"
             syn.create_canary(
                 Name=canary,
-                Code={"Handler": script, "ZipFile": _zip(f"# {canary}: {self.catalog.resources[key].description}\n")},
-                ArtifactS3Location=f"s3://{bucket}/canary/{self.env.region}/{canary}",
+                Code={"Handler": script, "ZipFile": _zip(f"# {canary}: {w.catalog.resources[key].description}\n")},
+                ArtifactS3Location=f"s3://{bucket}/canary/{w.env.region}/{canary}",
                 ExecutionRoleArn=role,
                 Schedule={"Expression": f"rate({CANARY_PERIOD_MINUTES} minutes)"},
                 RunConfig={"TimeoutInSeconds": 60, "MemoryInMB": 1024, "ActiveTracing": True},
                 SuccessRetentionPeriodInDays=31,
                 FailureRetentionPeriodInDays=31,
                 RuntimeVersion="syn-nodejs-puppeteer-9.1",
-                Tags=self.tags,
+                Tags=w.tags,
             )
             self._canary_artifacts(bucket, canary, is_api)
 
-    def canary_runs(self, key: str) -> list[tuple[int, bool]]:
-        """(minutes ago, passed) of every run in the last hour; one failure 38 minutes ago."""
-        runs = []
-        for minutes in range(HISTORY_MINUTES - 2, 0, -1):
-            if minutes % CANARY_PERIOD_MINUTES == 3:
-                runs.append((minutes, not (minutes == 38 and "api" in key)))
-        return runs
-
     def _canary_artifacts(self, bucket: str, canary: str, is_api: bool) -> None:
-        if self.artifacts_bucket() is None:
+        w = self.world
+        if w.artifacts_bucket() is None:
             return
-        s3 = self.client("s3")
-        key = next(k for k, n in self.names("canary") if n == canary)
-        runs = self.canary_runs(key)
+        s3 = w.client("s3")
+        key = next(k for k, n in w.names("canary") if n == canary)
+        runs = canary_runs(key)
         # The last failed run (if any) and the latest one: a report and a HAR or a screenshot each.
         for minutes, passed in [r for r in runs if not r[1]][-1:] + runs[-1:]:
-            t = self.now - timedelta(minutes=minutes)
-            prefix = f"canary/{self.env.region}/{canary}/{t:%Y/%m/%d/%H}/{t:%M-%S}-{t.microsecond // 1000:03d}"
+            t = w.now - timedelta(minutes=minutes)
+            prefix = f"canary/{w.env.region}/{canary}/{t:%Y/%m/%d/%H}/{t:%M-%S}-{t.microsecond // 1000:03d}"
             status = "PASSED" if passed else "FAILED"
             report = {
                 "canaryName": canary,
                 "status": status,
-                "startTime": _iso(t),
-                "endTime": _iso(t + timedelta(seconds=1 if passed else 29)),
+                "startTime": iso(t),
+                "endTime": iso(t + timedelta(seconds=1 if passed else 29)),
             }
             files = {f"SyntheticsReport-{status}.json": ("application/json", json.dumps(report))}
             if is_api:

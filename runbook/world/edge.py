@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import WorldBase
+from .context import Distribution, World
 
 
-class EdgeMixin(WorldBase):
-    """CloudFront and Route 53 steps of `_World`."""
+class Edge:
+    """CloudFront and Route 53."""
 
-    # -- CloudFront ------------------------------------------------------------------------
+    def __init__(self, world: World) -> None:
+        self.world = world
 
     def seed_cdn(self) -> None:
-        bucket = self.website_bucket()
-        cf = self.client("cloudfront")
-        for key, comment in self.names("cloudfront_distribution"):
-            origin = f"{bucket or comment}.s3.{self.env.region}.amazonaws.com"
+        w = self.world
+        bucket = w.website_bucket()
+        cf = w.client("cloudfront")
+        for key, comment in w.names("cloudfront_distribution"):
+            origin = f"{bucket or comment}.s3.{w.env.region}.amazonaws.com"
             config: dict[str, Any] = {
-                "CallerReference": f"{self.env.name}-{key}",
+                "CallerReference": f"{w.env.name}-{key}",
                 "Comment": comment,
                 "Enabled": True,
                 "DefaultRootObject": "index.html",
@@ -40,36 +42,35 @@ class EdgeMixin(WorldBase):
                 },
                 "PriceClass": "PriceClass_100",
             }
-            site_host = self.env.values.get("website_host") or self.env.values.get("site_host")
+            site_host = w.env.values.get("website_host") or w.env.values.get("site_host")
             if isinstance(site_host, str):
                 config["Aliases"] = {"Quantity": 1, "Items": [site_host]}
             dist = cf.create_distribution(DistributionConfig=config)["Distribution"]
-            self.deployed[f"{key}.id"] = dist["Id"]
-            if not self.distribution:
-                self.distribution = {"id": dist["Id"], "arn": dist["ARN"], "domain": dist["DomainName"]}
-
-    # -- Route 53 --------------------------------------------------------------------------
+            w.deployed[f"{key}.id"] = dist["Id"]
+            if w.distribution is None:
+                w.distribution = Distribution(arn=dist["ARN"], domain=dist["DomainName"])
 
     def seed_dns(self) -> None:
         """The zone of api_host, with the API's record (and the site's, when one is known)."""
-        api_host = self.env.values.get("api_host")
+        w = self.world
+        api_host = w.env.values.get("api_host")
         if not isinstance(api_host, str) or "." not in api_host:
             return
         zone = api_host.split(".")[-2:]
         zone_name = ".".join(zone)
-        r53 = self.client("route53")
+        r53 = w.client("route53")
         zone_id = r53.create_hosted_zone(
             Name=zone_name,
-            CallerReference=f"{self.env.name}-{zone_name}",
-            HostedZoneConfig={"Comment": self.prefix, "PrivateZone": False},
+            CallerReference=f"{w.env.name}-{zone_name}",
+            HostedZoneConfig={"Comment": w.prefix, "PrivateZone": False},
         )["HostedZone"]["Id"]
         changes = []
-        if self.api_domain_target:
-            target, hosted_zone = self.api_domain_target
+        if w.api_domain_target:
+            target, hosted_zone = w.api_domain_target
             changes.append((api_host, target, hosted_zone))
-        site_host = self.env.values.get("website_host") or self.env.values.get("site_host")
-        if isinstance(site_host, str) and self.distribution:
-            changes.append((site_host, self.distribution["domain"], "Z2FDTNDATAQYW2"))  # CloudFront's zone
+        site_host = w.env.values.get("website_host") or w.env.values.get("site_host")
+        if isinstance(site_host, str) and w.distribution is not None:
+            changes.append((site_host, w.distribution.domain, "Z2FDTNDATAQYW2"))  # CloudFront's zone
         if changes:
             r53.change_resource_record_sets(
                 HostedZoneId=zone_id,

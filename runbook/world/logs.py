@@ -1,4 +1,4 @@
-"""CloudWatch Logs: the lead handler's planned invocations and the log events that tell them."""
+"""CloudWatch Logs: the log events that tell the lead handler's invocations, the API's and the canaries' runs."""
 
 from __future__ import annotations
 
@@ -6,174 +6,141 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from .base import WorldBase, _chunks, _iso_ms, _ms
-from .story import _CLIENT_IPS, _ERRORS, _HTTP_STATUS, _INVOCATIONS, _NOISY_IP, HISTORY_MINUTES, LIVE_VERSION
+from .context import World, chunks, iso_ms, ms
+from .story import ERRORS, HISTORY_MINUTES, HTTP_STATUS, LIVE_VERSION, NOISY_IP, canary_runs
+
+Events = dict[str, list[tuple[datetime, str]]]  # log stream → (time, message) of its events
 
 
-class LogsMixin(WorldBase):
-    """The request plan and the CloudWatch Logs step of `_World`."""
+class Logs:
+    """CloudWatch Logs."""
 
-    # -- CloudWatch Logs -------------------------------------------------------------------
-
-    def _plan_requests(self) -> list[dict[str, Any]]:
-        """The lead handler's invocations of the last hour, shared by logs, traces and metrics."""
-        plan = []
-        streams = [f"[{LIVE_VERSION}]{self.hexid(32)}" for _ in range(3)]
-        cold = set()
-        for i, (ago, outcome) in enumerate(_INVOCATIONS):
-            stream = 2 if ago < 1200 and i % 3 == 0 else i % 2
-            request = outcome == "request"
-            rid = self.sample("request-id") if request else self.request_id()
-            start = self.ago(ago)
-            duration = {
-                "timeout": 30000.0,
-                "dynamodb": 1800.0 + self.rng.uniform(0, 400),
-                "ok": 120.0 + self.rng.uniform(0, 300),
-            }.get(outcome, 40.0 + self.rng.uniform(0, 30))
-            plan.append(
-                {
-                    "ago": ago,
-                    "start": start,
-                    "outcome": "validation" if request else outcome,
-                    "kind": outcome,
-                    "request_id": rid,
-                    "trace_id": self.sample("trace-id")
-                    if request
-                    else f"1-{int(start.timestamp()):08x}-{self.hexid(24)}",
-                    "segment_id": self.hexid(16),
-                    "stream": streams[stream],
-                    "cold": stream not in cold,
-                    "duration": duration,
-                    "lead": self.lead_id(10 + i),
-                    "ip": _CLIENT_IPS[i % len(_CLIENT_IPS)],
-                }
-            )
-            cold.add(stream)
-        return plan
-
-    def failed_requests(self) -> list[dict[str, Any]]:
-        """The failed invocations whose messages wait in the dead-letter queue (the last three)."""
-        return [r for r in self.requests if r["outcome"] != "ok"][-3:]
+    def __init__(self, world: World) -> None:
+        self.world = world
 
     def seed_logs(self) -> None:
-        logs = self.client("logs")
-        lambda_days = self.env.values.get("lambda_log_retention_days")
-        api_days = self.env.values.get("api_log_retention_days")
-        lead = self.lead_handler()
-        groups: dict[str, tuple[Any, dict[str, list[tuple[datetime, str]]]]] = {}
-        for _, function in self.names("lambda_function"):
+        w = self.world
+        logs = w.client("logs")
+        lambda_days = w.env.values.get("lambda_log_retention_days")
+        api_days = w.env.values.get("api_log_retention_days")
+        lead = w.lead_handler()
+        groups: dict[str, tuple[object, Events]] = {}
+        for _, function in w.names("lambda_function"):
             events = self._lead_events() if function == lead else self._quiet_function_events(function)
             groups[f"/aws/lambda/{function}"] = (lambda_days, events)
-        for key, name in self.names("log_group"):
+        for key, name in w.names("log_group"):
             events = self._access_log_events() if "api" in key or "api-gateway" in name else {}
             groups.setdefault(name, (api_days if "api" in key else lambda_days, events))
-        for key, canary in self.names("canary"):
-            groups[self.canary_group(canary)] = (lambda_days, self._canary_events(key, canary))
+        for key, canary in w.names("canary"):
+            groups[w.canary_group(canary)] = (lambda_days, self._canary_events(key, canary))
         for group, (days, streams) in groups.items():
-            logs.create_log_group(logGroupName=group, tags=self.tags)
+            logs.create_log_group(logGroupName=group, tags=w.tags)
             if isinstance(days, int):
                 logs.put_retention_policy(logGroupName=group, retentionInDays=days)
-            for stream, events in streams.items():
+            for stream, stream_events in streams.items():
                 logs.create_log_stream(logGroupName=group, logStreamName=stream)
-                ordered = sorted(events, key=lambda e: e[0])
-                for batch in _chunks(ordered, 1000):
+                ordered = sorted(stream_events, key=lambda e: e[0])
+                for batch in chunks(ordered, 1000):
                     logs.put_log_events(
                         logGroupName=group,
                         logStreamName=stream,
-                        logEvents=[{"timestamp": _ms(t), "message": m} for t, m in batch],
+                        logEvents=[{"timestamp": ms(t), "message": m} for t, m in batch],
                     )
 
     def _stream_name(self, stream: str, t: datetime) -> str:
         return f"{t:%Y/%m/%d}/{stream}"
 
-    def _lead_events(self) -> dict[str, list[tuple[datetime, str]]]:
-        table = next((n for _, n in self.names("dynamodb_table")), "the table")
-        first_start = {}
-        for r in self.requests:
-            first_start.setdefault(r["stream"], r["start"])
-        out: dict[str, list[tuple[datetime, str]]] = {}
-        for r in self.requests:
-            name = self._stream_name(r["stream"], first_start[r["stream"]])
+    def _lead_events(self) -> Events:
+        w = self.world
+        table = next((n for _, n in w.names("dynamodb_table")), "the table")
+        first_start: dict[str, datetime] = {}
+        for r in w.invocations:
+            first_start.setdefault(r.stream, r.start)
+        out: Events = {}
+        for r in w.invocations:
+            name = self._stream_name(r.stream, first_start[r.stream])
             events = out.setdefault(name, [])
-            t, rid, outcome = r["start"], r["request_id"], r["outcome"]
-            end = t + timedelta(milliseconds=r["duration"])
+            t, rid, outcome = r.start, r.request_id, r.outcome
+            end = t + timedelta(milliseconds=r.duration)
 
-            def at(ms: float, _t: datetime = t) -> datetime:
-                return _t + timedelta(milliseconds=ms)
+            def at(millis: float, _t: datetime = t) -> datetime:
+                return _t + timedelta(milliseconds=millis)
 
             events.append((t, f"START RequestId: {rid} Version: {LIVE_VERSION}"))
-            events.append((at(5), f"[INFO]\t{_iso_ms(at(5))}\t{rid}\tReceived lead {r['lead']} for funnel real-estate"))
+            events.append((at(5), f"[INFO]\t{iso_ms(at(5))}\t{rid}\tReceived lead {r.lead} for funnel real-estate"))
             if outcome == "ok":
                 events.append(
                     (
-                        at(r["duration"] - 10),
-                        f"[INFO]\t{_iso_ms(at(r['duration'] - 10))}\t{rid}\tStored lead {r['lead']} in {table}",
+                        at(r.duration - 10),
+                        f"[INFO]\t{iso_ms(at(r.duration - 10))}\t{rid}\tStored lead {r.lead} in {table}",
                     )
                 )
             else:
-                message = _ERRORS[r["kind"]].format(lead=r["lead"], table=table)
-                when = at(r["duration"] - 20)
-                events.append((when, f"[ERROR]\t{_iso_ms(when)}\t{rid}\t{message}"))
+                message = ERRORS[r.kind].format(lead=r.lead, table=table)
+                when = at(r.duration - 20)
+                events.append((when, f"[ERROR]\t{iso_ms(when)}\t{rid}\t{message}"))
                 if outcome == "timeout":
-                    events.append((end, f"{_iso_ms(end)} {rid} Task timed out after 30.00 seconds"))
+                    events.append((end, f"{iso_ms(end)} {rid} Task timed out after 30.00 seconds"))
             events.append((end, f"END RequestId: {rid}"))
-            billed = int(r["duration"]) + 1
+            billed = int(r.duration) + 1
             report = (
-                f"REPORT RequestId: {rid}\tDuration: {r['duration']:.2f} ms\tBilled Duration: {billed} ms\t"
+                f"REPORT RequestId: {rid}\tDuration: {r.duration:.2f} ms\tBilled Duration: {billed} ms\t"
                 f"Memory Size: 512 MB\tMax Memory Used: {84 + len(events) % 17} MB"
             )
-            if r["cold"]:
-                report += f"\tInit Duration: {380 + self.rng.uniform(0, 120):.2f} ms"
+            if r.cold:
+                report += f"\tInit Duration: {380 + w.rng.uniform(0, 120):.2f} ms"
             if outcome == "timeout":
                 report += "\tStatus: timeout"
-            report += f"\t\nXRAY TraceId: {r['trace_id']}\tSegmentId: {r['segment_id']}\tSampled: true\t"
+            report += f"\t\nXRAY TraceId: {r.trace_id}\tSegmentId: {r.segment_id}\tSampled: true\t"
             events.append((end + timedelta(milliseconds=1), report))
         return out
 
-    def _quiet_function_events(self, function: str) -> dict[str, list[tuple[datetime, str]]]:
+    def _quiet_function_events(self, function: str) -> Events:
         """A function that runs rarely and succeeds: a few invocations in the last hour."""
-        stream = self._stream_name(f"[{LIVE_VERSION}]{self.hexid(32)}", self.ago(3000))
+        w = self.world
+        stream = self._stream_name(f"[{LIVE_VERSION}]{w.hexid(32)}", w.ago(3000))
         events = []
         for n, ago in enumerate((3000, 1500, 240)):
-            t, rid = self.ago(ago), self.request_id()
-            duration = 180.0 + self.rng.uniform(0, 200)
+            t, rid = w.ago(ago), w.request_id()
+            duration = 180.0 + w.rng.uniform(0, 200)
             end = t + timedelta(milliseconds=duration)
             events += [
                 (t, f"START RequestId: {rid} Version: {LIVE_VERSION}"),
-                (t + timedelta(milliseconds=3), f"[INFO]\t{_iso_ms(t)}\t{rid}\t{function} started"),
-                (end - timedelta(milliseconds=2), f"[INFO]\t{_iso_ms(end)}\t{rid}\tdone: nothing to do"),
+                (t + timedelta(milliseconds=3), f"[INFO]\t{iso_ms(t)}\t{rid}\t{function} started"),
+                (end - timedelta(milliseconds=2), f"[INFO]\t{iso_ms(end)}\t{rid}\tdone: nothing to do"),
                 (end, f"END RequestId: {rid}"),
                 (
                     end + timedelta(milliseconds=1),
                     f"REPORT RequestId: {rid}\tDuration: {duration:.2f} ms\tBilled Duration: {int(duration) + 1} ms\t"
                     f"Memory Size: 256 MB\tMax Memory Used: 71 MB"
-                    + (f"\tInit Duration: {350 + self.rng.uniform(0, 100):.2f} ms" if n == 0 else ""),
+                    + (f"\tInit Duration: {350 + w.rng.uniform(0, 100):.2f} ms" if n == 0 else ""),
                 ),
             ]
         return {stream: events}
 
-    def _access_log_events(self) -> dict[str, list[tuple[datetime, str]]]:
+    def _access_log_events(self) -> Events:
         """JSON access log lines: the lead submissions, the canary's health checks, a prober."""
+        w = self.world
         lines: list[tuple[datetime, dict[str, Any]]] = []
-        for r in self.requests:
-            status = _HTTP_STATUS[r["kind"]]
+        for r in w.invocations:
+            status = HTTP_STATUS[r.kind]
             entry = {
-                "ip": r["ip"],
+                "ip": r.ip,
                 "httpMethod": "POST",
                 "routeKey": "POST /leads",
                 "status": str(status),
                 "responseLength": "27" if status == 200 else "35",
-                "integrationLatency": str(int(r["duration"])),
+                "integrationLatency": str(int(r.duration)),
                 "integrationErrorMessage": "The Lambda function returned an error." if status >= 500 else "-",
             }
-            lines.append((r["start"] + timedelta(milliseconds=r["duration"] + 15), entry))
-        for key, _ in self.names("canary"):
+            lines.append((r.start + timedelta(milliseconds=r.duration + 15), entry))
+        for key, _ in w.names("canary"):
             if "api" not in key:
                 continue
-            for minutes, passed in self.canary_runs(key):
+            for minutes, passed in canary_runs(key):
                 lines.append(
                     (
-                        self.now - timedelta(minutes=minutes) + timedelta(seconds=1),
+                        w.now - timedelta(minutes=minutes) + timedelta(seconds=1),
                         {
                             "ip": "54.240.196.186",
                             "httpMethod": "GET",
@@ -195,9 +162,9 @@ class LogsMixin(WorldBase):
         ):
             lines.append(
                 (
-                    self.ago(ago),
+                    w.ago(ago),
                     {
-                        "ip": _NOISY_IP,
+                        "ip": NOISY_IP,
                         "httpMethod": "GET" if route == "$default" else "POST",
                         "routeKey": route,
                         "status": str(status),
@@ -207,7 +174,7 @@ class LogsMixin(WorldBase):
                     },
                 )
             )
-        stream = f"$default_{self.hexid(32)}"
+        stream = f"$default_{w.hexid(32)}"
         events = []
         for t, entry in lines:
             full = {
@@ -221,24 +188,24 @@ class LogsMixin(WorldBase):
         return {stream: events}
 
     def _api_request_id(self) -> str:
+        w = self.world
         return (
-            "".join(
-                self.rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(15)
-            )
+            "".join(w.rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") for _ in range(15))
             + "="
         )
 
-    def _canary_events(self, key: str, canary: str) -> dict[str, list[tuple[datetime, str]]]:
-        api_host = self.env.values.get("api_host", "api.example.com")
-        target = f"https://{api_host}/health" if "api" in key else f"https://{self._site_host()}/"
-        stream = self._stream_name(f"[$LATEST]{self.hexid(32)}", self.now - timedelta(minutes=HISTORY_MINUTES))
+    def _canary_events(self, key: str, canary: str) -> Events:
+        w = self.world
+        api_host = w.env.values.get("api_host", "api.example.com")
+        target = f"https://{api_host}/health" if "api" in key else f"https://{w.site_host()}/"
+        stream = self._stream_name(f"[$LATEST]{w.hexid(32)}", w.now - timedelta(minutes=HISTORY_MINUTES))
         events = []
-        for minutes, passed in self.canary_runs(key):
-            t, rid = self.now - timedelta(minutes=minutes), self.request_id()
+        for minutes, passed in canary_runs(key):
+            t, rid = w.now - timedelta(minutes=minutes), w.request_id()
 
-            def line(ms: int, level: str, text: str, _t: datetime = t, _rid: str = rid) -> tuple[datetime, str]:
-                when = _t + timedelta(milliseconds=ms)
-                return when, f"{_iso_ms(when)}\t{_rid}\t{level}\t{text}"
+            def line(millis: int, level: str, text: str, _t: datetime = t, _rid: str = rid) -> tuple[datetime, str]:
+                when = _t + timedelta(milliseconds=millis)
+                return when, f"{iso_ms(when)}\t{_rid}\t{level}\t{text}"
 
             events.append((t, f"START RequestId: {rid} Version: $LATEST"))
             events.append(line(20, "INFO", "Start Canary"))

@@ -9,27 +9,31 @@ from typing import Any
 from runbook.data.model import Metric
 from runbook.export.alarms import put_metric_alarm_kwargs
 
-from .base import WorldBase, _chunks, _iso
-from .story import _COMPARISON_WORDS, _UNITS, ALARMING, DENSE_MINUTES, HISTORY_MINUTES
+from .context import World, chunks, iso
+from .story import ALARMING, COMPARISON_WORDS, DENSE_MINUTES, HISTORY_MINUTES, UNITS, canary_runs
 
 
-class MetricsMixin(WorldBase):
-    """CloudWatch metrics, alarms and dashboards steps of `_World`."""
+class Metrics:
+    """CloudWatch metrics, alarms and dashboards."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
 
     # -- CloudWatch metrics ----------------------------------------------------------------
 
     def _series(self) -> dict[tuple[str, str, tuple[tuple[str, str], ...]], str | None]:
         """Every (namespace, metric, dimensions) the world publishes, with its unit."""
+        w = self.world
         series: dict[tuple[str, str, tuple[tuple[str, str], ...]], str | None] = {}
 
         def add(ns: str, name: str, unit: str | None = None, **dims: str) -> None:
             key = (ns, name, tuple(sorted(dims.items())))
-            series[key] = unit or series.get(key) or _UNITS.get(name)
+            series[key] = unit or series.get(key) or UNITS.get(name)
 
-        for _, fn in self.names("lambda_function"):
+        for _, fn in w.names("lambda_function"):
             for metric in ("Invocations", "Errors", "Duration", "Throttles", "ConcurrentExecutions"):
                 add("AWS/Lambda", metric, FunctionName=fn)
-        for _, table in self.names("dynamodb_table"):
+        for _, table in w.names("dynamodb_table"):
             for metric in ("ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits"):
                 add("AWS/DynamoDB", metric, TableName=table)
             for metric in ("ReadThrottleEvents", "WriteThrottleEvents"):
@@ -38,20 +42,20 @@ class MetricsMixin(WorldBase):
             for op in ("PutItem", "GetItem", "Query"):
                 add("AWS/DynamoDB", "SuccessfulRequestLatency", TableName=table, Operation=op)
             add("AWS/DynamoDB", "ThrottledRequests", TableName=table, Operation="PutItem")
-        if self.api_id:
+        if w.api_id:
             for metric in ("Count", "4xx", "5xx", "Latency", "IntegrationLatency"):
-                add("AWS/ApiGateway", metric, ApiId=self.api_id)
-        for _, queue in self.names("sqs_queue"):
+                add("AWS/ApiGateway", metric, ApiId=w.api_id)
+        for _, queue in w.names("sqs_queue"):
             for metric in (
                 "ApproximateNumberOfMessagesVisible",
                 "ApproximateAgeOfOldestMessage",
                 "NumberOfMessagesSent",
             ):
                 add("AWS/SQS", metric, QueueName=queue)
-        for _, canary in self.names("canary"):
+        for _, canary in w.names("canary"):
             for metric in ("SuccessPercent", "Duration", "Failed"):
                 add("CloudWatchSynthetics", metric, CanaryName=canary)
-        for alarm in self.catalog.alarms:
+        for alarm in w.catalog.alarms:
             metrics = [alarm.metric] if alarm.metric else [q.metric for q in alarm.metrics if q.metric]
             for m in metrics:
                 if m is not None:
@@ -60,7 +64,8 @@ class MetricsMixin(WorldBase):
 
     def dimensions(self, m: Metric) -> dict[str, str]:
         """An alarm metric's dimensions in this world (deploy-time ids filled in)."""
-        return {k: self.text(v) for k, v in m.dimensions.items()}
+        w = self.world
+        return {k: w.text(v) for k, v in m.dimensions.items()}
 
     @staticmethod
     def slots() -> list[int]:
@@ -70,23 +75,26 @@ class MetricsMixin(WorldBase):
 
     def slot(self, t: datetime) -> int:
         """The data point (minutes ago) that counts an event that happened at t."""
-        minutes = int((self.now - t).total_seconds() // 60) + 1
+        w = self.world
+        minutes = int((w.now - t).total_seconds() // 60) + 1
         return minutes if minutes <= DENSE_MINUTES else -(-minutes // 5) * 5
 
     def _failures(self) -> dict[int, list[str]]:
+        w = self.world
         out: dict[int, list[str]] = {}
-        for r in self.requests:
-            if r["outcome"] != "ok":
-                out.setdefault(self.slot(r["start"]), []).append(r["kind"])
+        for r in w.invocations:
+            if r.outcome != "ok":
+                out.setdefault(self.slot(r.start), []).append(r.kind)
         return out
 
     def _value(self, ns: str, name: str, dims: dict[str, str], minutes: int) -> float | list[float] | None:
         """One data point of a series (None: nothing published at that minute)."""
-        r = self.rng
+        w = self.world
+        r = w.rng
         width = 1 if minutes <= DENSE_MINUTES else 5  # minutes one data point covers
         failures = self._failures().get(minutes, [])
         if ns == "AWS/Lambda":
-            busy = dims.get("FunctionName") == self.lead_handler()
+            busy = dims.get("FunctionName") == w.lead_handler()
             if name == "Duration":
                 values = [round(r.uniform(90, 450), 1) for _ in range(3)]
                 if busy and "timeout" in failures:
@@ -126,7 +134,7 @@ class MetricsMixin(WorldBase):
                 "5xx": float(len(failures) - client_errors),
             }.get(name, float(r.randint(0, 3)))
         if ns == "AWS/SQS":
-            if dims.get("QueueName") == self.scope.get(self.dlq_key() or ""):
+            if dims.get("QueueName") == w.scope.get(w.dlq_key() or ""):
                 arrivals = self._dlq_slots()
                 waiting = sum(1 for m in arrivals if m >= minutes)
                 return {
@@ -140,8 +148,8 @@ class MetricsMixin(WorldBase):
                 "NumberOfMessagesSent": float(width * r.randint(40, 60)),
             }.get(name, float(r.randint(0, 3)))
         if ns == "CloudWatchSynthetics":
-            key = next((k for k, n in self.names("canary") if n == dims.get("CanaryName")), "")
-            runs = dict(self.canary_runs(key))
+            key = next((k for k, n in w.names("canary") if n == dims.get("CanaryName")), "")
+            runs = dict(canary_runs(key))
             if minutes not in runs:
                 return None
             return {
@@ -152,17 +160,19 @@ class MetricsMixin(WorldBase):
         return float(r.randint(0, 3))
 
     def _dlq_slots(self) -> list[int]:
-        return [self.slot(r["start"]) for r in self.failed_requests()]
+        w = self.world
+        return [self.slot(r.start) for r in w.failed_invocations()]
 
     def seed_metrics(self) -> None:
-        cw = self.client("cloudwatch")
-        top = self.now.replace(second=0, microsecond=0)
+        w = self.world
+        cw = w.client("cloudwatch")
+        top = w.now.replace(second=0, microsecond=0)
         by_namespace: dict[str, list[dict[str, Any]]] = {}
         for (ns, name, dims), unit in self._series().items():
             dim_dict = dict(dims)
             if ns == "CloudWatchSynthetics":
-                key = next((k for k, n in self.names("canary") if n == dim_dict.get("CanaryName")), "")
-                minutes_list = [m for m, _ in self.canary_runs(key)]
+                key = next((k for k, n in w.names("canary") if n == dim_dict.get("CanaryName")), "")
+                minutes_list = [m for m, _ in canary_runs(key)]
             else:
                 minutes_list = self.slots()
             for minutes in minutes_list:
@@ -182,21 +192,19 @@ class MetricsMixin(WorldBase):
                     datum["Unit"] = unit
                 by_namespace.setdefault(ns, []).append(datum)
         for ns, data in by_namespace.items():
-            for batch in _chunks(data, 1000):
+            for batch in chunks(data, 1000):
                 cw.put_metric_data(Namespace=ns, MetricData=batch)
 
     # -- CloudWatch alarms and dashboards --------------------------------------------------
 
-    def alarm_kwargs(self) -> list[dict[str, Any]]:
-        """The alarm export's definitions, with the ids moto gave (the API's) where they belong."""
-        return put_metric_alarm_kwargs(self.catalog, self.env.name, self.site_url, deployed=self.deployed)
-
     def seed_alarms(self) -> None:
-        cw = self.client("cloudwatch")
-        kwargs = self.alarm_kwargs()
+        w = self.world
+        cw = w.client("cloudwatch")
+        # The alarm export's definitions, with the ids moto gave (the API's) where they belong.
+        kwargs = put_metric_alarm_kwargs(w.catalog, w.env.name, w.site_url, deployed=w.deployed)
         for kw in kwargs:
             cw.put_metric_alarm(**kw)
-        names = {a.id: self.text(a.name) for a in self.catalog.alarms}
+        names = {a.id: w.text(a.name) for a in w.catalog.alarms}
         alarming = [names[i] for i in ALARMING if i in names]
         if len(alarming) < 2:
             alarming += [kw["AlarmName"] for kw in kwargs if kw["AlarmName"] not in alarming][: 2 - len(alarming)]
@@ -208,19 +216,21 @@ class MetricsMixin(WorldBase):
                 StateReason=(
                     f"Threshold Crossed: {kw['DatapointsToAlarm']} out of the last {kw['EvaluationPeriods']} "
                     f"datapoints {'was' if kw['DatapointsToAlarm'] == 1 else 'were'} "
-                    f"{_COMPARISON_WORDS[kw['ComparisonOperator']]} the threshold ({float(kw['Threshold'])})."
+                    f"{COMPARISON_WORDS[kw['ComparisonOperator']]} the threshold ({float(kw['Threshold'])})."
                 ),
-                StateReasonData=json.dumps({"version": "1.0", "queryDate": _iso(self.now)}),
+                StateReasonData=json.dumps({"version": "1.0", "queryDate": iso(w.now)}),
             )
 
     def seed_dashboards(self) -> None:
-        cw = self.client("cloudwatch")
-        for _, dashboard in self.names("dashboard"):
+        w = self.world
+        cw = w.client("cloudwatch")
+        for _, dashboard in w.names("dashboard"):
             cw.put_dashboard(DashboardName=dashboard, DashboardBody=json.dumps(self._dashboard_body()))
 
     def _dashboard_body(self) -> dict[str, Any]:
+        w = self.world
         widgets = []
-        for n, alarm in enumerate(self.catalog.alarms):
+        for n, alarm in enumerate(w.catalog.alarms):
             metrics = [alarm.metric] if alarm.metric else [q.metric for q in alarm.metrics if q.metric]
             lines = []
             for m in metrics:
@@ -240,14 +250,14 @@ class MetricsMixin(WorldBase):
                     "height": 6,
                     "properties": {
                         "title": alarm.title,
-                        "region": self.env.region,
+                        "region": w.env.region,
                         "metrics": lines,
                         "view": "timeSeries",
-                        "annotations": {"alarms": [self.arn("cloudwatch", f"alarm:{self.text(alarm.name)}")]},
+                        "annotations": {"alarms": [w.arn("cloudwatch", f"alarm:{w.text(alarm.name)}")]},
                     },
                 }
             )
-        lead = self.lead_handler()
+        lead = w.lead_handler()
         if lead:
             widgets.append(
                 {
@@ -258,7 +268,7 @@ class MetricsMixin(WorldBase):
                     "height": 6,
                     "properties": {
                         "title": "Lead handler errors",
-                        "region": self.env.region,
+                        "region": w.env.region,
                         "query": f"SOURCE '/aws/lambda/{lead}' | fields @timestamp, @message "
                         "| filter @message like /ERROR/ | sort @timestamp desc | limit 20",
                     },

@@ -7,21 +7,25 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from .base import WorldBase, _chunks, _iso, _tag_list
-from .story import _ERRORS, _LEADS, _SENDERS
+from .context import World, chunks, iso, tag_list
+from .story import ERRORS, LEADS, SENDERS
 
 
-class StorageMixin(WorldBase):
-    """S3, SQS, DynamoDB and Secrets Manager steps of `_World`."""
+class Storage:
+    """S3, SQS, DynamoDB and Secrets Manager."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
 
     # -- S3 --------------------------------------------------------------------------------
 
     def seed_buckets(self) -> None:
-        s3 = self.client("s3")
-        for _, bucket in self.names("s3_bucket"):
+        w = self.world
+        s3 = w.client("s3")
+        for _, bucket in w.names("s3_bucket"):
             kwargs: dict[str, Any] = {"Bucket": bucket}
-            if self.env.region != "us-east-1":
-                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.env.region}
+            if w.env.region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": w.env.region}
             s3.create_bucket(**kwargs)
             s3.put_public_access_block(
                 Bucket=bucket,
@@ -33,20 +37,13 @@ class StorageMixin(WorldBase):
                 },
             )
 
-    def website_bucket(self) -> str | None:
-        key = self.primary("s3_bucket", "website")
-        return self.scope[key] if key else None
-
-    def artifacts_bucket(self) -> str | None:
-        keys = [k for k, _ in self.names("s3_bucket") if "canary" in k or "artifact" in k]
-        return self.scope[keys[0]] if keys else None
-
     def seed_website_objects(self) -> None:
         """The site's files and a bucket policy that lets the distribution (only) read them."""
-        bucket = self.website_bucket()
+        w = self.world
+        bucket = w.website_bucket()
         if bucket is None:
             return
-        s3 = self.client("s3")
+        s3 = w.client("s3")
         files = {
             "index.html": ("text/html", "<!doctype html><title>Kanjona</title><h1>Find your next home</h1>\n"),
             "error.html": ("text/html", "<!doctype html><title>Kanjona</title><h1>Page not found</h1>\n"),
@@ -61,52 +58,49 @@ class StorageMixin(WorldBase):
             "Action": "s3:GetObject",
             "Resource": f"arn:aws:s3:::{bucket}/*",
         }
-        if self.distribution:
-            statement["Condition"] = {"StringEquals": {"AWS:SourceArn": self.distribution["arn"]}}
+        if w.distribution is not None:
+            statement["Condition"] = {"StringEquals": {"AWS:SourceArn": w.distribution.arn}}
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
 
     # -- SQS -------------------------------------------------------------------------------
 
-    def dlq_key(self) -> str | None:
-        keys = [k for k, _ in self.names("sqs_queue")]
-        return next((k for k in keys if "dlq" in k or "dead" in k), None)
-
     def seed_queues(self) -> None:
-        sqs = self.client("sqs")
-        dlq = self.dlq_key()
+        w = self.world
+        sqs = w.client("sqs")
+        dlq = w.dlq_key()
         if dlq is not None:
             # Inspecting a DLQ must not hide its messages from the next look: the runbook's
             # receive-message uses --visibility-timeout 0, the queue's default matches it.
             url = sqs.create_queue(
-                QueueName=self.scope[dlq],
+                QueueName=w.scope[dlq],
                 Attributes={"MessageRetentionPeriod": str(14 * 86400), "VisibilityTimeout": "0"},
-                tags=self.tags,
+                tags=w.tags,
             )["QueueUrl"]
             sqs.send_message_batch(QueueUrl=url, Entries=self._dlq_messages())
-        for key, name in self.names("sqs_queue"):
+        for key, name in w.names("sqs_queue"):
             if key == dlq:
                 continue
             attributes = {"VisibilityTimeout": "180", "MessageRetentionPeriod": str(4 * 86400)}
             if dlq is not None:
                 attributes["RedrivePolicy"] = json.dumps(
-                    {"deadLetterTargetArn": self.scope[f"{dlq}.arn"], "maxReceiveCount": 3}
+                    {"deadLetterTargetArn": w.scope[f"{dlq}.arn"], "maxReceiveCount": 3}
                 )
-            sqs.create_queue(QueueName=name, Attributes=attributes, tags=self.tags)
+            sqs.create_queue(QueueName=name, Attributes=attributes, tags=w.tags)
 
     def _dlq_messages(self) -> list[dict[str, Any]]:
         """The last three leads whose processing failed, as the API queued them."""
         entries = []
-        for i, r in enumerate(self.failed_requests()):
-            outcome = r["kind"]
-            name, user = _SENDERS[i % len(_SENDERS)]
+        for i, r in enumerate(self.world.failed_invocations()):
+            outcome = r.kind
+            name, user = SENDERS[i % len(SENDERS)]
             body: dict[str, Any] = {
-                "leadId": r["lead"],
+                "leadId": r.lead,
                 "funnelId": "real-estate",
                 "name": name,
                 "email": f"{user}@example.com",
                 "phone": f"+1-555-01{50 + i}",
                 "message": "Interested in the 3-bedroom listing",
-                "submittedAt": _iso(r["start"]),
+                "submittedAt": iso(r.start),
             }
             if outcome in ("validation", "request"):
                 body["email"] = f"{user}(at)example"  # what the ValidationError was about
@@ -116,7 +110,7 @@ class StorageMixin(WorldBase):
                     "MessageBody": json.dumps(body),
                     "MessageAttributes": {
                         "source": {"DataType": "String", "StringValue": "api"},
-                        "errorType": {"DataType": "String", "StringValue": _ERRORS[outcome].split(":")[0]},
+                        "errorType": {"DataType": "String", "StringValue": ERRORS[outcome].split(":")[0]},
                     },
                 }
             )
@@ -124,13 +118,10 @@ class StorageMixin(WorldBase):
 
     # -- DynamoDB --------------------------------------------------------------------------
 
-    def lead_id(self, offset: int = 0) -> str:
-        sample = self.sample("lead-id")
-        return str(int(sample) + offset) if sample.isdigit() else f"{sample}-{offset}" if offset else sample
-
     def seed_tables(self) -> None:
-        ddb = self.client("dynamodb")
-        for _, table in self.names("dynamodb_table"):
+        w = self.world
+        ddb = w.client("dynamodb")
+        for _, table in w.names("dynamodb_table"):
             ddb.create_table(
                 TableName=table,
                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -148,19 +139,20 @@ class StorageMixin(WorldBase):
                         "Projection": {"ProjectionType": "ALL"},
                     }
                 ],
-                Tags=_tag_list(self.tags),
+                Tags=tag_list(w.tags),
             )
             ddb.update_continuous_backups(
                 TableName=table, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
             )
-            for batch in _chunks(self._lead_items(), 25):
+            for batch in chunks(self._lead_items(), 25):
                 ddb.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": item}} for item in batch]})
 
     def _lead_items(self) -> list[dict[str, Any]]:
+        w = self.world
         items = []
-        for offset, minutes, name, status in _LEADS:
-            lead = self.lead_id(offset)
-            created = _iso(self.now - timedelta(minutes=minutes))
+        for offset, minutes, name, status in LEADS:
+            lead = w.lead_id(offset)
+            created = iso(w.now - timedelta(minutes=minutes))
             first = name.split()[0].lower()
             items.append(
                 {
@@ -179,7 +171,7 @@ class StorageMixin(WorldBase):
             )
             # The lead's history lives in its item collection (same pk).
             for n, event in enumerate(("SUBMITTED", "NOTIFIED")):
-                at = _iso(self.now - timedelta(minutes=minutes) + timedelta(seconds=2 * n))
+                at = iso(w.now - timedelta(minutes=minutes) + timedelta(seconds=2 * n))
                 items.append(
                     {
                         "pk": {"S": f"LEAD#{lead}"},
@@ -193,16 +185,17 @@ class StorageMixin(WorldBase):
     # -- Secrets Manager -------------------------------------------------------------------
 
     def seed_secrets(self) -> None:
-        sm = self.client("secretsmanager")
-        for key, name in self.names("secret"):
+        w = self.world
+        sm = w.client("secretsmanager")
+        for key, name in w.names("secret"):
             value = {
-                "accountSid": "AC" + hashlib.sha256(f"{self.env.account}/{name}/sid".encode()).hexdigest()[:32],
-                "authToken": hashlib.sha256(f"{self.env.account}/{name}/token".encode()).hexdigest()[:32],
+                "accountSid": "AC" + hashlib.sha256(f"{w.env.account}/{name}/sid".encode()).hexdigest()[:32],
+                "authToken": hashlib.sha256(f"{w.env.account}/{name}/token".encode()).hexdigest()[:32],
                 "fromNumber": "+15555550100",
             }
             sm.create_secret(
                 Name=name,
-                Description=self.catalog.resources[key].description or name,
+                Description=w.catalog.resources[key].description or name,
                 SecretString=json.dumps(value),
-                Tags=_tag_list(self.tags),
+                Tags=tag_list(w.tags),
             )

@@ -1,5 +1,14 @@
 """The story every area tells alike: its times, versions, invocations, leads and errors."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .context import World
+
 HISTORY_MINUTES = 60
 OPERATOR_USER = "oncall-engineer"
 LIVE_ALIAS = "live"
@@ -15,7 +24,7 @@ DENSE_MINUTES = 30  # metrics: one point a minute this far back, one per five mi
 # The lead handler's invocations: (seconds ago, outcome). Two containers serve them; a third
 # starts late (a cold start in the last quarter of an hour). The `request` outcome is the
 # failing invocation whose request id and trace id are the operator-input samples.
-_INVOCATIONS: tuple[tuple[int, str], ...] = (
+INVOCATIONS: tuple[tuple[int, str], ...] = (
     (3340, "ok"),
     (3150, "ok"),
     (2810, "validation"),
@@ -31,17 +40,17 @@ _INVOCATIONS: tuple[tuple[int, str], ...] = (
     (150, "ok"),
     (45, "ok"),
 )
-_ERRORS = {
+ERRORS = {
     "validation": "ValidationError: phone is required (lead {lead})",
     "request": "ValidationError: email is not a valid address (lead {lead})",
     "dynamodb": "DynamoDBServiceException: ProvisionedThroughputExceededException: The level of "
     "configured provisioned throughput for the table {table} was exceeded",
     "timeout": "TimeoutError: PutItem on {table} did not answer within 29 seconds",
 }
-_HTTP_STATUS = {"ok": 200, "validation": 400, "request": 400, "dynamodb": 500, "timeout": 503}
-_CLIENT_IPS = ("203.0.113.10", "203.0.113.24", "203.0.113.57", "198.51.100.7")
-_NOISY_IP = "198.51.100.23"  # the one that probes the API: the 4xx "attack pattern"
-_LEADS = (  # (lead id offset from the sample, minutes ago, name, status)
+HTTP_STATUS = {"ok": 200, "validation": 400, "request": 400, "dynamodb": 500, "timeout": 503}
+CLIENT_IPS = ("203.0.113.10", "203.0.113.24", "203.0.113.57", "198.51.100.7")
+NOISY_IP = "198.51.100.23"  # the one that probes the API: the 4xx "attack pattern"
+LEADS = (  # (lead id offset from the sample, minutes ago, name, status)
     (0, 4, "Alex Morgan", "new"),
     (1, 17, "Sam Lee", "new"),
     (2, 46, "Jordan Diaz", "contacted"),
@@ -50,15 +59,15 @@ _LEADS = (  # (lead id offset from the sample, minutes ago, name, status)
     (5, 1150, "Taylor Brooks", "closed"),
 )
 
-_COMPARISON_WORDS = {
+COMPARISON_WORDS = {
     "GreaterThanThreshold": "greater than",
     "GreaterThanOrEqualToThreshold": "greater than or equal to",
     "LessThanThreshold": "less than",
     "LessThanOrEqualToThreshold": "less than or equal to",
 }
-_SENDERS = (("Jamie Rivera", "jamie.rivera"), ("Morgan Blake", "morgan.blake"), ("Avery Kim", "avery.kim"))
+SENDERS = (("Jamie Rivera", "jamie.rivera"), ("Morgan Blake", "morgan.blake"), ("Avery Kim", "avery.kim"))
 # Units and value shapes of the metrics the world publishes, per (namespace, name).
-_UNITS = {
+UNITS = {
     "Duration": "Milliseconds",
     "Latency": "Milliseconds",
     "IntegrationLatency": "Milliseconds",
@@ -66,3 +75,66 @@ _UNITS = {
     "ApproximateAgeOfOldestMessage": "Seconds",
     "SuccessPercent": "Percent",
 }
+
+
+# ------------------------------------------------------------------ the planned parts
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One of the lead handler's invocations of the last hour (logs, traces and metrics tell it)."""
+
+    start: datetime
+    outcome: str  # ok, validation, dynamodb, timeout (the `request` kind is a validation failure)
+    kind: str  # the entry of INVOCATIONS: outcome, or `request`
+    request_id: str
+    trace_id: str
+    segment_id: str
+    stream: str
+    cold: bool
+    duration: float  # milliseconds
+    lead: str
+    ip: str
+
+
+def plan_invocations(world: World) -> list[Invocation]:
+    """The lead handler's invocations of the last hour, shared by logs, traces and metrics."""
+    plan = []
+    streams = [f"[{LIVE_VERSION}]{world.hexid(32)}" for _ in range(3)]
+    cold = set()
+    for i, (ago, outcome) in enumerate(INVOCATIONS):
+        stream = 2 if ago < 1200 and i % 3 == 0 else i % 2
+        request = outcome == "request"
+        rid = world.sample("request-id") if request else world.request_id()
+        start = world.ago(ago)
+        duration = {
+            "timeout": 30000.0,
+            "dynamodb": 1800.0 + world.rng.uniform(0, 400),
+            "ok": 120.0 + world.rng.uniform(0, 300),
+        }.get(outcome, 40.0 + world.rng.uniform(0, 30))
+        plan.append(
+            Invocation(
+                start=start,
+                outcome="validation" if request else outcome,
+                kind=outcome,
+                request_id=rid,
+                trace_id=world.sample("trace-id") if request else f"1-{int(start.timestamp()):08x}-{world.hexid(24)}",
+                segment_id=world.hexid(16),
+                stream=streams[stream],
+                cold=stream not in cold,
+                duration=duration,
+                lead=world.lead_id(10 + i),
+                ip=CLIENT_IPS[i % len(CLIENT_IPS)],
+            )
+        )
+        cold.add(stream)
+    return plan
+
+
+def canary_runs(key: str) -> list[tuple[int, bool]]:
+    """(minutes ago, passed) of every run of canary `key` in the last hour; one failure 38 minutes ago."""
+    runs = []
+    for minutes in range(HISTORY_MINUTES - 2, 0, -1):
+        if minutes % CANARY_PERIOD_MINUTES == 3:
+            runs.append((minutes, not (minutes == 38 and "api" in key)))
+    return runs

@@ -1,18 +1,19 @@
-"""The world's core: boto3 clients per moto account, names and time helpers, the step runner."""
+"""What every area of the world is given: one environment's catalog view, clients and helpers,
+and what seeding learns on the way (ids moto picks) for the areas that need it later."""
 
 from __future__ import annotations
 
 import functools
-import os
+import hashlib
 import random
 import re
 import threading
-import time
 import uuid
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import botocore.loaders
@@ -20,15 +21,11 @@ import botocore.session
 from botocore.config import Config
 
 from runbook.data import placeholders
-from runbook.data.load import Catalog
-from runbook.data.model import Environment
+from runbook.data.model import Catalog, Environment
+
+from .story import Invocation, plan_invocations
 
 ACCOUNT_HEADER = "x-moto-account-id"
-# Set to a list to collect (step, start s, end s) of every seeding step (scripts/bench_world.py).
-TRACE_STEPS: list[tuple[str, float, float]] | None = None
-
-# moto answers ~1.6 times as many requests with 2-4 clients in flight as with one.
-SEED_THREADS = int(os.environ.get("RUNBOOK_WORLD_THREADS", "3"))
 
 _DUMMY = "testing"
 _CONFIG = Config(
@@ -46,6 +43,8 @@ _LOADER: botocore.loaders.Loader | None = None
 # creating a client costs ~10 ms even with the service model cached.
 _CLIENTS: dict[tuple[str, str, str, str], Any] = {}
 _SESSIONS: dict[tuple[str, str, str], boto3.Session] = {}
+
+T = TypeVar("T")
 
 
 def _client(endpoint_url: str, account: str, region: str, service: str) -> Any:
@@ -76,23 +75,26 @@ def _client(endpoint_url: str, account: str, region: str, service: str) -> Any:
         return client
 
 
-def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+# ------------------------------------------------------------------ helpers every area uses
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
-def _ms(t: datetime) -> int:
+def ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
 
 
-def _iso_ms(t: datetime) -> str:
+def iso_ms(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
-def _iso(t: datetime) -> str:
+def iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
@@ -100,8 +102,17 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 # ------------------------------------------------------------------ one environment
 
 
-class WorldBase:
-    """One environment's world, without its seeding steps (the mixins add those)."""
+@dataclass(frozen=True)
+class Distribution:
+    """The site's CloudFront distribution, as moto created it (what the bucket policy and DNS need)."""
+
+    arn: str
+    domain: str
+
+
+class World:
+    """One environment's world as the areas see it: the catalog, the clients, the helpers, and
+    what one area's step learned that a later step needs (the steps' order guarantees it is set)."""
 
     def __init__(self, endpoint_url: str, catalog: Catalog, env: str, site_url: str) -> None:
         self.endpoint_url = endpoint_url.rstrip("/")
@@ -115,12 +126,14 @@ class WorldBase:
         self._main_rng = random.Random(f"kanjona-world/{env}")
         self._local = threading.local()
         # What seeding learns on the way (ids moto picks).
-        self.api_id = ""
-        # Deploy-time attributes ({api.id}, {website_cdn.id}) → their values in this world.
+        self.api_id = ""  # the first HTTP API's (compute's `api` step)
+        # Deploy-time attributes ({api.id}, {website_cdn.id}) → their values in this world
+        # (`api` and `cdn` steps).
         self.deployed: dict[str, str] = {}
-        self.api_domain_target: tuple[str, str] | None = None
-        self.distribution: dict[str, str] = {}
-        self.requests = self._plan_requests()
+        self.api_domain_target: tuple[str, str] | None = None  # (DNS name, hosted zone) (`api`)
+        self.distribution: Distribution | None = None  # the first distribution (`cdn`)
+        # Planned before any step runs, from the environment's own generator.
+        self.invocations: list[Invocation] = plan_invocations(self)
 
     # -- plumbing --------------------------------------------------------------------------
 
@@ -129,7 +142,19 @@ class WorldBase:
 
     @property
     def rng(self) -> random.Random:
-        return getattr(self._local, "rng", None) or self._main_rng
+        rng: random.Random | None = getattr(self._local, "rng", None)
+        return rng or self._main_rng
+
+    @contextmanager
+    def drawing_for(self, step: str) -> Iterator[None]:
+        """While a step runs (in this thread), `rng` is the step's own generator."""
+        self._local.rng = random.Random(f"kanjona-world/{self.env.name}/{step}")
+        try:
+            yield
+        finally:
+            self._local.rng = None
+
+    # -- the catalog in this environment ---------------------------------------------------
 
     def names(self, rtype: str) -> list[tuple[str, str]]:
         """(inventory key, resolved name) of every resource of one type, in inventory order."""
@@ -148,14 +173,8 @@ class WorldBase:
         entry = self.catalog.inputs.get(name)
         return entry.sample if entry is not None else f"<{name}>"
 
-    def hexid(self, n: int) -> str:
-        return "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
-
-    def request_id(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
-
-    def ago(self, seconds: float) -> datetime:
-        return self.now - timedelta(seconds=seconds)
+    def arn(self, service: str, resource: str, region: bool = True) -> str:
+        return f"arn:aws:{service}:{self.env.region if region else ''}:{self.env.account}:{resource}"
 
     @functools.cached_property
     def tags(self) -> dict[str, str]:
@@ -178,73 +197,52 @@ class WorldBase:
         emails = [c.value for c in self.catalog.escalation.contacts if re.fullmatch(r"[^@\s]+@[^@\s]+", c.value)]
         return emails[0] if emails else "oncall@example.com"
 
-    def arn(self, service: str, resource: str, region: bool = True) -> str:
-        return f"arn:aws:{service}:{self.env.region if region else ''}:{self.env.account}:{resource}"
+    def lead_handler(self) -> str | None:
+        key = self.primary("lambda_function", "lead")
+        return self.scope[key] if key else None
 
-    # -- the whole world -------------------------------------------------------------------
+    def function_arn(self, function: str) -> str:
+        return self.arn("lambda", f"function:{function}")
 
-    # Steps and the steps they need done first (an id moto picks, a bucket to write into).
-    # Listed longest chain first: steps start in this order when their needs are met.
-    STEPS: dict[str, tuple[str, ...]] = {
-        "api": (),
-        "cdn": (),
-        "queues": (),
-        "logs": (),
-        "metrics": ("api", "cdn"),
-        "alarms": ("api", "cdn"),
-        "functions": ("queues",),
-        "buckets": (),
-        "canaries": ("buckets",),
-        "identity": (),
-        "tables": (),
-        "website_objects": ("buckets", "cdn"),
-        "dns": ("api", "cdn"),
-        "topics": (),
-        "secrets": (),
-        "traces": (),
-        "dashboards": ("api", "cdn"),
-    }
+    def dlq_key(self) -> str | None:
+        keys = [k for k, _ in self.names("sqs_queue")]
+        return next((k for k in keys if "dlq" in k or "dead" in k), None)
 
-    def seed(self) -> dict:
-        self._started = time.perf_counter()
-        results = self._run_steps()
-        return {
-            "env": self.env.name,
-            "account": self.env.account,
-            "region": self.env.region,
-            **results["identity"],
-        }
+    def website_bucket(self) -> str | None:
+        key = self.primary("s3_bucket", "website")
+        return self.scope[key] if key else None
 
-    def _run_step(self, name: str) -> Any:
-        self._local.rng = random.Random(f"kanjona-world/{self.env.name}/{name}")
-        start = time.perf_counter()
-        try:
-            return getattr(self, f"seed_{name}")()
-        finally:
-            self._local.rng = None
-            if TRACE_STEPS is not None:
-                TRACE_STEPS.append((name, start - self._started, time.perf_counter() - self._started))
+    def artifacts_bucket(self) -> str | None:
+        keys = [k for k, _ in self.names("s3_bucket") if "canary" in k or "artifact" in k]
+        return self.scope[keys[0]] if keys else None
 
-    def _run_steps(self) -> dict[str, Any]:
-        """Every step once, each as soon as the steps it needs are done, a few at a time."""
-        done: dict[str, Any] = {}
-        waiting = dict(self.STEPS)
-        running: dict[Future[Any], str] = {}
-        with ThreadPoolExecutor(SEED_THREADS, thread_name_prefix=f"world-{self.env.name}") as pool:
-            while waiting or running:
-                for name, needs in list(waiting.items()):
-                    if len(running) < SEED_THREADS and all(n in done for n in needs):
-                        running[pool.submit(self._run_step, name)] = name
-                        del waiting[name]
-                if not running:
-                    raise RuntimeError(f"seeding steps wait for each other: {sorted(waiting)}")
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    name = running.pop(future)
-                    try:
-                        done[name] = future.result()
-                    except BaseException as exc:
-                        for other in running:
-                            other.cancel()
-                        raise RuntimeError(f"seeding {self.env.name}: step '{name}' failed: {exc}") from exc
-        return done
+    def site_host(self) -> str:
+        host = self.env.values.get("website_host") or self.env.values.get("site_host")
+        if isinstance(host, str):
+            return host
+        api_host = str(self.env.values.get("api_host", "example.com"))
+        return api_host.split(".", 1)[-1] if "." in api_host else api_host
+
+    def canary_group(self, canary: str) -> str:
+        """/aws/lambda/cwsyn-<canary>-<id>: AWS names the canary's function after its id."""
+        digest = hashlib.sha256(f"{self.env.account}/{canary}".encode()).hexdigest()[:6]
+        return f"/aws/lambda/cwsyn-{canary}-{digest}"
+
+    # -- the story in this environment -----------------------------------------------------
+
+    def lead_id(self, offset: int = 0) -> str:
+        sample = self.sample("lead-id")
+        return str(int(sample) + offset) if sample.isdigit() else f"{sample}-{offset}" if offset else sample
+
+    def failed_invocations(self) -> list[Invocation]:
+        """The failed invocations whose messages wait in the dead-letter queue (the last three)."""
+        return [r for r in self.invocations if r.outcome != "ok"][-3:]
+
+    def hexid(self, n: int) -> str:
+        return "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
+
+    def request_id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def ago(self, seconds: float) -> datetime:
+        return self.now - timedelta(seconds=seconds)
