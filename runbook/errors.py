@@ -42,3 +42,8 @@ class RunbookError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(set(problems))
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class GateError(Exception):
+    """The verification gate itself cannot do its job (no CLI v2, a worker died...), as
+    opposed to: a snippet failed."""

@@ -19,11 +19,11 @@ from pathlib import Path
 from runbook.data.load import load_cached
 from runbook.data.model import Catalog
 from runbook.data.placeholders import substitute
-from runbook.errors import shown_path
+from runbook.errors import GateError, shown_path
 from runbook.export.fsio import write_atomic
 from runbook.gate.sandbox.sandbox import EnvCredentials, Sandbox
 from runbook.gate.snippets import Snippet, extract_dir
-from runbook.gate.static.checker import AwsCall, GateError, StaticChecker, find_aws_cli_v2, is_read_only_operation
+from runbook.gate.static.checker import AwsCall, StaticChecker, find_aws_cli_v2, is_read_only_operation
 from runbook.gate.verdict import judge
 from runbook.site import build
 from runbook.site.annotation import AnnotationError

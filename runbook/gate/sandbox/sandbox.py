@@ -28,9 +28,10 @@ child. The defences, outermost first:
   a Python snippet, and the CLI v2's vendored botocore) use the moto endpoint.
 
 **Speed** (``fast_cli``, on by default): the CLI v2 spends ~450 ms of every call importing
-itself. The worker runs a fork server for it (:mod:`runbook.aws_zygote`) inside the same
-namespaces, with the snippets' clean base environment and no credentials; snippets' ``aws``
-is then a small client (:mod:`runbook.aws_client`) that hands the command, with its own
+itself. The worker runs a fork server for it (``runbook/gate/forkserver/cli/server.py``,
+supervised by :mod:`runbook.gate.forkserver.supervisor`) inside the same namespaces, with the
+snippets' clean base environment and no credentials; snippets' ``aws`` is then a small client
+(``forkserver/cli/client.py``) that hands the command, with its own
 environment, working directory and file descriptors, to a fresh fork of an already imported
 CLI (~80 ms). What the command does and prints is the real CLI's; when the fork server cannot
 reproduce a call's conditions, or is not there, the client runs the real CLI itself.
@@ -41,12 +42,10 @@ reach it. Seed the world with :meth:`Sandbox.call`, which runs a function inside
 
 from __future__ import annotations
 
-import functools
 import glob
 import json
 import os
 import pwd
-import selectors
 import shutil
 import subprocess
 import sys
@@ -58,7 +57,12 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from runbook.errors import GateError
+from runbook.gate.jsonlines import ChildExited, JsonLinesClient, NoAnswer
+from runbook.gate.sandbox import environment
+from runbook.gate.sandbox.isolation import SEARCH_PATH, probe_isolation
 
 __all__ = ["EnvCredentials", "GateError", "RunResult", "Sandbox", "SandboxWarning", "probe_isolation"]
 
@@ -95,16 +99,6 @@ exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- "$PYTHON" -m 
 _NETNS_SETUP = 'ip link set lo up && exec "$PYTHON" -m runbook.gate.sandbox.worker'
 
 
-try:  # one GateError for the whole gate: the static tier's, when it is there
-    from runbook.gate.static.checker import GateError
-except ModuleNotFoundError as exc:  # pragma: no cover - only before static_check exists
-    if exc.name != "runbook.static_check":
-        raise
-
-    class GateError(Exception):  # type: ignore[no-redef]
-        """The verification gate cannot do its job (as opposed to: a snippet failed)."""
-
-
 class SandboxWarning(UserWarning):
     """The sandbox runs with fewer layers of isolation than it would like."""
 
@@ -125,30 +119,6 @@ class RunResult:
     stderr: str
     seconds: float
     timed_out: bool
-
-
-@functools.cache
-def probe_isolation() -> str:
-    """The strongest isolation this machine permits: "full", "netns" or "none"."""
-    unshare = shutil.which("unshare", path="/usr/bin:/bin:/usr/sbin:/sbin")
-    if unshare is None:
-        return "none"
-    env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LANG": "C.UTF-8"}
-    probes = {
-        "full": [unshare, "-rnm", "--pid", "--fork", "--mount-proc", "--kill-child",
-                 "bash", "-c", "ip link set lo up && mount -t tmpfs none /mnt && "
-                 "setpriv --bounding-set=-all --inh-caps=-all --no-new-privs true"],
-        "netns": [unshare, "-rn", "bash", "-c", "ip link set lo up"],
-    }
-    for level, argv in probes.items():
-        try:
-            done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if done.returncode == 0:
-            return level
-    return "none"
 
 
 def _hidden_paths(keep: Sequence[Path]) -> list[str]:
@@ -207,11 +177,11 @@ class Sandbox:
         self.start_seconds = 0.0
         self._credentials: dict[str, EnvCredentials] = {}
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log = None
-        self._buffer = b""
+        self._channel: JsonLinesClient | None = None
+        self._log: IO[bytes] | None = None
         self._next_id = 0
         self._lock = threading.RLock()
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[Any, Sandbox] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -257,34 +227,26 @@ class Sandbox:
             else:
                 self.workdir = Path(tempfile.mkdtemp(prefix="runbook-sandbox-"))
                 owned = True
-            self.workdir = self.workdir.resolve()
-            worker_home = self.workdir / "worker-home"
-            worker_tmp = self.workdir / "worker-tmp"
+            workdir = self.workdir = self.workdir.resolve()
+            worker_home = workdir / "worker-home"
+            worker_tmp = workdir / "worker-tmp"
             worker_home.mkdir(exist_ok=True)
             worker_tmp.mkdir(exist_ok=True)
 
             python = sys.executable
             env = {
-                "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
-                "LANG": "C.UTF-8",
-                "HOME": str(worker_home),
+                **environment.base(SEARCH_PATH, str(worker_home)),
                 "TMPDIR": str(worker_tmp),
                 "PYTHON": python,
                 "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *self.python_path]),
                 "PYTHONDONTWRITEBYTECODE": "1",
                 # For boto3 clients made by call() targets: moto's keys, never the host's.
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_CONFIG_FILE": "/dev/null",
-                "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-                "AWS_EC2_METADATA_DISABLED": "true",
-                "AWS_MAX_ATTEMPTS": "1",
-                "NO_PROXY": "127.0.0.1,localhost",
-                "no_proxy": "127.0.0.1,localhost",
+                **environment.MOTO_TEST_CREDENTIALS,
+                **environment.NO_CONFIG_FILES,
+                **environment.LOOPBACK_NO_PROXY,
             }
             if level == "full":
-                keep = [Path(python), Path(self.aws_cli), REPO_ROOT, self.workdir,
+                keep = [Path(python), Path(self.aws_cli), REPO_ROOT, workdir,
                         *map(Path, self.python_path)]
                 argv = ["unshare", "-rnm", "--pid", "--fork", "--mount-proc", "--kill-child",
                         "bash", "--noprofile", "--norc", "-c", _NS_SETUP, "runbook-sandbox",
@@ -294,17 +256,18 @@ class Sandbox:
             else:
                 argv = [python, "-m", "runbook.gate.sandbox.worker"]
 
-            self._log = open(self.workdir / "worker.log", "ab")  # noqa: SIM115
+            log = self._log = open(workdir / "worker.log", "ab")  # noqa: SIM115
             try:
-                self._proc = subprocess.Popen(
-                    argv, env=env, cwd=str(self.workdir), stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE, stderr=self._log, start_new_session=True,
+                proc = self._proc = subprocess.Popen(
+                    argv, env=env, cwd=str(workdir), stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, stderr=log, start_new_session=True,
                 )
             except OSError as exc:
-                self._log.close()
+                log.close()
                 raise GateError(f"cannot start the sandbox worker: {exc}") from exc
+            self._channel = JsonLinesClient(proc)
             self._finalizer = weakref.finalize(
-                self, _cleanup, self._proc, self._log, self.workdir if owned else None
+                self, _cleanup, proc, log, workdir if owned else None
             )
             try:
                 info = self._request(
@@ -331,7 +294,7 @@ class Sandbox:
                     pass
             if self._finalizer is not None:
                 self._finalizer()  # waits, kills if needed, removes an owned workdir
-            self._proc = None
+            self._proc = self._channel = None
             self._credentials.clear()
 
     # -- operations ------------------------------------------------------------------------
@@ -415,7 +378,8 @@ class Sandbox:
     def zygote_info(self, *, wait: bool = False) -> dict[str, Any]:
         """The CLI fork server's state (pid, children, requests served...), for tests and
         diagnostics. ``wait``: first wait for it to be ready, as a run would."""
-        return self._request({"op": "zygote_info", "wait": wait}, timeout=60)
+        info: dict[str, Any] = self._request({"op": "zygote_info", "wait": wait}, timeout=60)
+        return info
 
     @property
     def credentials(self) -> dict[str, EnvCredentials]:
@@ -423,19 +387,18 @@ class Sandbox:
 
     # -- protocol --------------------------------------------------------------------------
 
-    def _request(self, message: dict, timeout: float = 120.0) -> Any:
+    def _request(self, message: dict[str, Any], timeout: float = 120.0) -> Any:
         with self._lock:
-            proc = self._proc
-            if proc is None or proc.stdin is None or proc.stdout is None:
+            proc, channel = self._proc, self._channel
+            if proc is None or channel is None:
                 raise GateError("sandbox is not started")
             self._next_id += 1
             message = {"id": self._next_id, **message}
             try:
-                proc.stdin.write((json.dumps(message) + "\n").encode())
-                proc.stdin.flush()
-            except (BrokenPipeError, OSError) as exc:
+                channel.send(message)
+            except OSError as exc:
                 raise GateError(f"sandbox worker is gone: {exc}{self._log_tail()}") from exc
-            line = self._read_line(proc, timeout, message["op"])
+            line = self._read_line(proc, channel, timeout, message["op"])
             try:
                 reply = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -448,28 +411,18 @@ class Sandbox:
                                 f"{reply.get('traceback', '')}")
             return reply.get("result")
 
-    def _read_line(self, proc: subprocess.Popen[bytes], timeout: float, op: str) -> str:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        fd = proc.stdout.fileno()
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while b"\n" not in self._buffer:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    self._kill()
-                    raise GateError(f"sandbox worker did not answer {op!r} within {timeout:.0f}s "
-                                    f"(worker killed){self._log_tail()}")
-                if not sel.select(left):
-                    continue
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    proc.wait(timeout=5)
-                    raise GateError(f"sandbox worker exited (status {proc.returncode}) during "
-                                    f"{op!r}{self._log_tail()}")
-                self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode("utf-8", errors="replace")
+    def _read_line(self, proc: subprocess.Popen[bytes], channel: JsonLinesClient, timeout: float,
+                   op: str) -> str:
+        try:
+            return channel.read_line(timeout)
+        except NoAnswer:
+            self._kill()
+            raise GateError(f"sandbox worker did not answer {op!r} within {timeout:.0f}s "
+                            f"(worker killed){self._log_tail()}") from None
+        except ChildExited:
+            proc.wait(timeout=5)
+            raise GateError(f"sandbox worker exited (status {proc.returncode}) during "
+                            f"{op!r}{self._log_tail()}") from None
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -487,7 +440,7 @@ class Sandbox:
         return f"\n--- worker log (last lines) ---\n{tail}" if tail else ""
 
 
-def _cleanup(proc: subprocess.Popen[bytes], log: Any, owned_workdir: Path | None) -> None:
+def _cleanup(proc: subprocess.Popen[bytes], log: IO[bytes], owned_workdir: Path | None) -> None:
     for stream in (proc.stdin, proc.stdout):
         try:
             if stream is not None:

@@ -1,8 +1,8 @@
-#!/usr/bin/python3 -SI
-"""``aws`` for runbook snippets while the sandbox's AWS CLI fork server (aws_zygote) is up.
+#!/usr/bin/python3 -SE
+"""``aws`` for runbook snippets while the sandbox's AWS CLI fork server (server.py) is up.
 
-Connects to the fork server's socket (``RUNBOOK_AWS_ZYGOTE``, else the path the sandbox wrote
-into its copy of this file), hands over what an ``exec`` of the real CLI would have passed on:
+Connects to the fork server's socket (``RUNBOOK_AWS_ZYGOTE``, set by the sandbox in every
+snippet's environment), hands over what an ``exec`` of the real CLI would have passed on:
 its arguments, its whole environment, working directory, umask, resource limits, ignored and
 blocked signals, and every inheritable file descriptor (stdin/stdout/stderr, and any other, so
 that ``file:///dev/fd/63`` from a process substitution still works); waits for the command's
@@ -17,7 +17,9 @@ If the fork server cannot be reached, or declines (an environment it cannot repr
 process becomes the real CLI (``RUNBOOK_AWS_REAL``) with ``execv``: a missing fork server
 changes how fast a command runs, never what it does.
 
-Standard library only, and only C modules where possible: it starts in about 10 ms.
+Standard library only, and only C modules where possible: it starts in about 10 ms. It runs
+in place, as ``<python> -S -E client.py``: no site, no PYTHON* variables of the snippet, and
+its own directory on sys.path for protocol.py (the wire protocol, shared with server.py).
 """
 
 import _signal
@@ -26,14 +28,10 @@ import os
 import resource
 import sys
 
-# The sandbox worker writes its own values here in the copy it installs.
-DEFAULT_SOCKET = ""
-DEFAULT_REAL = "/usr/bin/aws"
+import protocol
 
-MAGIC = b"AWSZ"
-KIND_RUN = 1
+DEFAULT_REAL = "/usr/bin/aws"  # without RUNBOOK_AWS_REAL
 FORWARDED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM")
-MAX_FDS = 250
 
 _state = {"phase": "start", "sock": None, "signals": []}
 
@@ -111,7 +109,7 @@ def _request(fds, ignored, blocked):
               b"%d" % len(fds), *(b"%d" % fd for fd in fds),
               b"%d" % len(argv), *argv, b"%d" % len(env), *env]
     payload = b"\0".join(fields)
-    return MAGIC + bytes([KIND_RUN]) + len(payload).to_bytes(4, "big") + payload
+    return protocol.header(protocol.KIND_RUN, len(payload)) + payload
 
 
 def main():
@@ -128,11 +126,11 @@ def main():
         sig = getattr(_signal, name)
         if sig not in ignored:
             _signal.signal(sig, _on_signal)
-    path = os.environ.get("RUNBOOK_AWS_ZYGOTE") or DEFAULT_SOCKET
+    path = os.environ.get("RUNBOOK_AWS_ZYGOTE")
     if not path:
         _exec_real("no fork server configured")
     fds = _inheritable_fds()
-    if len(fds) > MAX_FDS:
+    if len(fds) > protocol.MAX_FDS:
         _exec_real(f"{len(fds)} open file descriptors")
     try:
         message = _request(fds, ignored, blocked)
@@ -175,13 +173,13 @@ def main():
         if not chunk:
             break
         buf += chunk
-        if not accepted and buf[:1] == b"A":
+        if not accepted and buf[:1] == protocol.ACCEPTED:
             accepted = True
             buf = buf[1:]
-        if not accepted and buf[:1] == b"F":
+        if not accepted and buf[:1] == protocol.DECLINED:
             continue  # the reason follows until EOF
-        if accepted and len(buf) >= 5 and buf[:1] == b"R":
-            status = int.from_bytes(buf[1:5], "big", signed=True)
+        if accepted and len(buf) >= protocol.RESULT_SIZE and buf[:1] == protocol.RESULT:
+            status = protocol.parse_result(buf)
             sock.close()
             if os.WIFSIGNALED(status):
                 _die(os.WTERMSIG(status))
@@ -191,7 +189,7 @@ def main():
     if not accepted:
         if _state["signals"]:
             _die(_state["signals"][0])
-        reason = buf[1:].decode("utf-8", "replace") if buf[:1] == b"F" else "connection closed"
+        reason = buf[1:].decode("utf-8", "replace") if buf[:1] == protocol.DECLINED else "connection closed"
         _exec_real(f"the fork server declined: {reason}")
     os.write(2, b"aws (runbook fork server): the fork server went away while the command ran\n")
     os._exit(255)

@@ -43,18 +43,9 @@ ones the zygote warmed, with the same directories present):
   given with ``--preload``) are handed out by ``load_file`` once each, when the file's size and
   mtime are unchanged: exactly one fresh, never-used object per load, as from ``json.loads``.
 
-Protocol (unix stream socket; see :mod:`runbook.aws_client`): the client sends
-``b"AWSZ" + kind(1 byte) + length(4 bytes, network order) + payload`` with its inheritable fds
-attached (SCM_RIGHTS) to the first bytes. ``kind`` 1 = run; the payload is NUL-separated:
-``cwd, umask (octal), ignored signals, blocked signals (comma-separated numbers), resource
-limits ("resource:soft:hard" comma-separated), n_fds, fd numbers..., argc, argv..., n_env,
-"KEY=value"...``. The zygote
-answers ``b"A"`` once the child is forked, then ``b"R" + waitstatus (4 bytes)``; or ``b"F" +
-reason`` (not forked: run the real CLI). After ``A`` each byte the client sends is a signal
-number to deliver to the child; if the client goes away the child gets SIGTERM, then SIGKILL.
-``kind`` 2 = status: the answer is ``b"S" + JSON``.
+Protocol (unix stream socket, with client.py): see protocol.py, next to this file.
 
-Usage: ``<the CLI script's interpreter> aws_zygote.py SOCKET CLI_SCRIPT [--preload svc,svc]``.
+Usage: ``<the CLI script's interpreter> server.py SOCKET CLI_SCRIPT [--preload svc,svc]``.
 It prints ``ready``
 on stdout when it listens (or exits non-zero, with the reason on stderr), and exits when its
 stdin reaches EOF (the sandbox worker is gone) or on SIGTERM, killing its children.
@@ -65,6 +56,8 @@ and awscli only, nothing from the repository's virtualenv.
 
 import os
 import sys
+
+import protocol  # next to this file (sys.path[0]), before sys.path[0] becomes the CLI's
 
 # Before anything else is imported: the real script runs with its own directory as
 # sys.path[0], never this file's (the repository's runbook/ holds modules called errors,
@@ -137,16 +130,10 @@ import selectors  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import stat  # noqa: E402
-import struct  # noqa: E402
 import time  # noqa: E402
 import types  # noqa: E402
 import warnings  # noqa: E402
 
-MAGIC = b"AWSZ"
-KIND_RUN, KIND_STATUS = 1, 2
-HEADER = struct.Struct("!4sBI")
-MAX_REQUEST = 64 * 1024 * 1024
-MAX_FDS = 250
 RESERVED_FDS = 300  # library descriptors opened during the import land at or above this
 # Loader methods whose results are lists of names read from the data directories.
 SCAN_METHODS = {
@@ -703,7 +690,7 @@ class Zygote:
     def _readable(self, conn):
         if conn.pid is None:  # still reading the request
             try:
-                data, fds, flags, _ = socket.recv_fds(conn.sock, 1 << 16, MAX_FDS + 3,
+                data, fds, flags, _ = socket.recv_fds(conn.sock, 1 << 16, protocol.MAX_FDS + 3,
                                                       socket.MSG_CMSG_CLOEXEC)
             except (BlockingIOError, InterruptedError):
                 return
@@ -717,18 +704,19 @@ class Zygote:
                 self._drop(conn)
                 return
             conn.buf += data
-            if len(conn.buf) >= HEADER.size:
-                magic, kind, length = HEADER.unpack_from(conn.buf)
-                if magic != MAGIC or length > MAX_REQUEST:
+            if len(conn.buf) >= protocol.HEADER_SIZE:
+                magic, kind, length = protocol.parse_header(conn.buf)
+                if magic != protocol.MAGIC or length > protocol.MAX_REQUEST:
                     self._drop(conn)
                     return
-                if len(conn.buf) >= HEADER.size + length:
-                    payload = bytes(conn.buf[HEADER.size:HEADER.size + length])
-                    forwarded = bytes(conn.buf[HEADER.size + length:])  # signals sent at once
+                start = protocol.HEADER_SIZE
+                if len(conn.buf) >= start + length:
+                    payload = bytes(conn.buf[start:start + length])
+                    forwarded = bytes(conn.buf[start + length:])  # signals sent at once
                     conn.buf = bytearray()
-                    if kind == KIND_STATUS:
+                    if kind == protocol.KIND_STATUS:
                         self._status(conn)
-                    elif kind == KIND_RUN:
+                    elif kind == protocol.KIND_RUN:
                         self._start(conn, payload, forwarded)
                     else:
                         self._drop(conn)
@@ -764,11 +752,11 @@ class Zygote:
             "prefilled_scans": len(self.template.scans) if self.template else 0,
             "preparsed_files": len(self.template.files) if self.template else 0,
         }
-        self._send_and_drop(conn, b"S" + json.dumps(info).encode())
+        self._send_and_drop(conn, protocol.STATUS + json.dumps(info).encode())
 
     def _refuse(self, conn, reason):
         self.fallbacks += 1
-        self._send_and_drop(conn, b"F" + reason.encode("utf-8", "replace"))
+        self._send_and_drop(conn, protocol.DECLINED + reason.encode("utf-8", "replace"))
 
     def _send_and_drop(self, conn, data):
         try:
@@ -840,7 +828,7 @@ class Zygote:
         conn.pidfd = os.pidfd_open(pid)
         self.selector.register(conn.pidfd, selectors.EVENT_READ, ("child", conn))
         try:
-            conn.sock.send(b"A")
+            conn.sock.send(protocol.ACCEPTED)
         except OSError:
             pass  # the client is gone: the next read sees EOF and stops the child
         for sig in forwarded:
@@ -887,7 +875,7 @@ class Zygote:
             try:
                 conn.sock.setblocking(True)
                 conn.sock.settimeout(5)
-                conn.sock.sendall(b"R" + struct.pack("!i", status))
+                conn.sock.sendall(protocol.result(status))
             except OSError:
                 pass
         self._drop(conn)

@@ -2,7 +2,7 @@
 
 Runs under the interpreter of the AWS CLI v2 script (Debian: ``/usr/bin/python3``) and
 imports nothing but the standard library and ``awscli`` (v2, with its vendored botocore).
-It must not be imported by the project: ``runbook.static_check`` starts it as a script.
+It must not be imported by the project: ``runbook.gate.static.checker`` starts it as a script.
 
 Protocol: one JSON object per line on stdin, one JSON answer per line on stdout.
 
