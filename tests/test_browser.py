@@ -95,7 +95,9 @@ def open_page(pg: Any, url: str) -> None:
     # Material marks tab labels as linked when it has mounted them: the state must survive that.
     if pg.locator(".tabbed-set").count():
         pg.wait_for_selector(".tabbed-labels--linked", state="attached")
-    pg.wait_for_timeout(50)
+    # Let the work Material scheduled on mounting (rxjs, animation-frame scheduled) run: two
+    # frames of the page's own event loop, not a guessed number of milliseconds.
+    pg.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
 def assert_env_everywhere(pg: Any, env: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,25 +11,19 @@ from types import SimpleNamespace
 import pytest
 
 import runbook.gate.sandbox.sandbox as sandbox_mod
-from runbook.gate.sandbox.sandbox import EnvCredentials, GateError, Sandbox, SandboxWarning, probe_isolation
+from runbook.gate.sandbox.sandbox import EnvCredentials, GateError, Sandbox, SandboxWarning
+
+from .conftest import require_isolation
 
 AWS_CLI = os.environ.get("RUNBOOK_AWS_CLI", "/usr/bin/aws")
 TESTS = Path(__file__).resolve().parent
 REGION = "eu-west-1"
 
 
-def _is_cli_v2(path: str) -> bool:
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
-                             env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return out.stdout.startswith("aws-cli/2.")
-
-
-pytestmark = pytest.mark.skipif(not _is_cli_v2(AWS_CLI), reason=f"no AWS CLI v2 at {AWS_CLI}")
-needs_netns = pytest.mark.skipif(probe_isolation() == "none", reason="unshare -rn not permitted")
-needs_full = pytest.mark.skipif(probe_isolation() != "full", reason="no PID/mount namespaces here")
+# Missing CLI or namespaces: a failure when RUNBOOK_AWS_CLI is set, else a skip (tests/conftest.py).
+pytestmark = pytest.mark.requires_aws_cli
+needs_netns = pytest.mark.requires_isolation("netns")
+needs_full = pytest.mark.requires_isolation("full")
 
 
 def _sandbox(**kw) -> Sandbox:
@@ -188,13 +181,12 @@ def test_isolated_snippet_cannot_reach_outside_or_read_host_secrets(decoy):
     code = f"""\
 curl -m 2 -sS https://sts.amazonaws.com || echo "curl failed: $?"
 python3 - <<'EOF'
-import socket, time
-t = time.monotonic()
+import socket
 try:
-    socket.create_connection(("1.1.1.1", 443), timeout=2)
+    socket.create_connection(("1.1.1.1", 443), timeout=30)  # a safety net: no route fails at once
     print("CONNECTED")
 except OSError as e:
-    print("socket failed:", e.errno, round(time.monotonic() - t, 2))
+    print("socket failed:", e.errno, type(e).__name__)
 EOF
 # an explicit real endpoint is overridden too: the answer comes from moto
 /usr/bin/aws sts get-caller-identity --endpoint-url https://sts.amazonaws.com --query Account --output text
@@ -209,8 +201,8 @@ echo "procs: $(ls -d /proc/[0-9]* | wc -l)"
     assert r.rc == 0, r.stderr
     assert "curl failed: " in r.stdout
     assert "CONNECTED" not in r.stdout
-    errno_, seconds = r.stdout.split("socket failed: ")[1].split("\n")[0].split()
-    assert int(errno_) == 101 and float(seconds) < 0.5  # ENETUNREACH, at once
+    # ENETUNREACH: no route at all (a dropped packet would be a TimeoutError with errno None)
+    assert "socket failed: 101 OSError\n" in r.stdout, r.stdout
     assert f"\n{creds.account}\n" in r.stdout
     assert "host credentials hidden" in r.stdout and "REALSECRET" not in r.stdout
     assert "no host environ" in r.stdout
@@ -252,8 +244,7 @@ def test_netns_only_fallback_warns_and_still_isolates(monkeypatch):
 
 @pytest.fixture(scope="module")
 def sb():
-    if probe_isolation() == "none":
-        pytest.skip("unshare -rn not permitted")
+    require_isolation("netns")
     with _sandbox() as box:
         yield box
 
@@ -289,6 +280,7 @@ def test_call_errors_are_gate_errors(sb):
         sb.call("sandbox_helpers:queue_names", account=object())
 
 
+@needs_full  # the PID namespace is what lets the sandbox find and kill every leftover
 def test_each_run_gets_fresh_dirs_and_leftovers_are_killed(sb):
     sb.set_credentials(EnvCredentials("t", "123456789012", REGION, "AKIANOTISSUED", "x"))
     first = sb.run("bash", "pwd; echo hi > out.txt; echo $HOME; sleep 300 & setsid sleep 301 &", "t")
@@ -297,9 +289,8 @@ def test_each_run_gets_fresh_dirs_and_leftovers_are_killed(sb):
     cwd1, home1 = first.stdout.split()
     cwd2, home2, *rest = second.stdout.split()
     assert cwd1 != cwd2 and home1 != home2
-    assert "out.txt" not in rest
-    if sb.isolation == "full":
-        assert rest == ["0"]  # both sleeps, even the one in its own session, are gone
+    assert sb.isolation == "full"
+    assert rest == ["0"]  # no out.txt, and both sleeps, even the one in its own session, are gone
 
 
 def test_set_euo_pipefail_applies(sb):
