@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from runbook.gate import run as gate  # noqa: E402
 from runbook.gate.sandbox.sandbox import EnvCredentials, Sandbox  # noqa: E402
-from runbook.gate.static.checker import StaticChecker, find_aws_cli_v2  # noqa: E402
+from runbook.gate.static.checker import StaticChecker  # noqa: E402
+from runbook.gate.static.cli import find_aws_cli_v2  # noqa: E402
 from runbook.site import build  # noqa: E402
 
 

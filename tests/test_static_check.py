@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from runbook.errors import GateError
 from runbook.gate.static.checker import (
     AwsCall,
-    GateError,
     StaticChecker,
     StaticProblem,
-    check_api_params,
-    find_aws_cli_v2,
     find_placeholders,
     is_read_only_operation,
 )
+from runbook.gate.static.cli import find_aws_cli_v2
+from runbook.gate.static.constraints import check_api_params
 
 from .conftest import require_aws_cli
 

@@ -11,14 +11,13 @@ if TYPE_CHECKING:
 
 # `{name}` or `{resource.attr}`; not `${VAR}` (bash), not `{"json": ...}`, not `{{ jinja }}`.
 PLACEHOLDER = re.compile(r"(?<![$\w{])\{([A-Za-z][A-Za-z0-9_-]*(?:\.[a-z_]+)?)\}(?!\})")
-# How an operator input looks once rendered: what the engineer must replace.
-FILL_IN = re.compile(r"<([a-z][a-z0-9]*(?:-[a-z0-9]+)+)>")
-# Text that must never reach a reader: anything shaped like a placeholder (a name the data
-# does not know, too), or template syntax that was not rendered.
-UNRESOLVED = re.compile(
-    r"(?<![$\w{\\])\{([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}(?!\})"
-    r"|\{\{.*?\}\}|\{%.*?%\}"
-)
+# How an operator input looks once rendered (an input's slug in angle brackets): what the
+# engineer must replace.
+FILL_IN = re.compile(r"<([a-z][a-z0-9]*(?:-[a-z0-9]+)*)>")
+# Text that must never reach a reader or a shell: anything shaped like a placeholder (a name
+# the data does not know, too), and template syntax that was not rendered.
+PLACEHOLDER_SHAPE = re.compile(r"(?<![$\w{\\])\{([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}(?!\})")
+TEMPLATE = re.compile(r"\{\{.*?\}\}|\{%.*?%\}")
 # awk programs such as '{print}' and '{next}' look like placeholders and are not.
 NOT_PLACEHOLDERS = frozenset({"print", "next"})
 
@@ -72,8 +71,9 @@ def find(text: str) -> Iterator[re.Match[str]]:
 def leftovers(text: str) -> Iterator[tuple[int, int, str]]:
     """(line, column, text) of every unresolved placeholder or template text, 1-based."""
     for lineno, line in enumerate(text.splitlines(), 1):
-        for m in UNRESOLVED.finditer(line):
-            if m.group(1) not in NOT_PLACEHOLDERS:
+        hits = [*TEMPLATE.finditer(line), *PLACEHOLDER_SHAPE.finditer(line)]
+        for m in sorted(hits, key=lambda m: m.start()):
+            if m.re is TEMPLATE or m.group(1) not in NOT_PLACEHOLDERS:
                 yield lineno, m.start() + 1, m.group(0)
 
 

@@ -23,7 +23,8 @@ from runbook.errors import GateError, shown_path
 from runbook.export.fsio import write_atomic
 from runbook.gate.sandbox.sandbox import EnvCredentials, Sandbox
 from runbook.gate.snippets import Snippet, extract_dir
-from runbook.gate.static.checker import AwsCall, StaticChecker, find_aws_cli_v2, is_read_only_operation
+from runbook.gate.static.checker import AwsCall, StaticChecker, is_read_only_operation
+from runbook.gate.static.cli import find_aws_cli_v2
 from runbook.gate.verdict import judge
 from runbook.site import build
 from runbook.site.annotation import AnnotationError

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runbook.data import placeholders
 from runbook.errors import GateError
 from runbook.gate.jsonlines import ChildExited, JsonLinesClient, NoAnswer
 from runbook.gate.sandbox.isolation import netns_prefix
@@ -36,10 +37,7 @@ from runbook.gate.static.cli import cli_interpreter, find_aws_cli_v2, scratch_en
 from runbook.gate.static.constraints import check_api_params, cli_option
 from runbook.gate.static.python import check_python_code
 
-__all__ = [
-    "AwsCall", "GateError", "StaticChecker", "StaticProblem", "check_api_params",
-    "find_aws_cli_v2", "find_placeholders", "is_read_only_operation",
-]
+__all__ = ["AwsCall", "StaticChecker", "StaticProblem", "find_placeholders", "is_read_only_operation"]
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "awscli" / "worker.py"
 WORKER_TIMEOUT = 30.0  # seconds for one aws command in the worker
@@ -286,7 +284,7 @@ class StaticChecker:
     def check_python(self, code: str) -> list[StaticProblem]:
         problems = _problems(check_python_code(code))
         for lineno, line in enumerate(code.splitlines(), 1):
-            for m in shell.ANGLE_RE.finditer(line):
+            for m in placeholders.FILL_IN.finditer(line):
                 if "-" in m.group(0) and not line.lstrip().startswith("#"):
                     problems.append(StaticProblem(lineno, f"unfilled operator input {m.group(0)}"))
         return _sorted(problems)

@@ -17,7 +17,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from runbook.gate.static.shell import ANGLE_RE, BRACE_RE, MARKER
+from runbook.data import placeholders
+from runbook.gate.static.shell import MARKER
 
 __all__ = [
     "Violation", "available_services", "check_api_params", "cli_option", "constraint_errors",
@@ -139,8 +140,9 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
 
 
 def _unknown(value: Any) -> bool:
-    return isinstance(value, str) and bool(_MARKER_RE.search(value) or
-                                           BRACE_RE.search(value) or ANGLE_RE.search(value))
+    if not isinstance(value, str):
+        return False
+    return any(rx.search(value) for rx in (_MARKER_RE, placeholders.PLACEHOLDER_SHAPE, placeholders.FILL_IN))
 
 
 Violation = tuple[str, str]  # (parameter path, what is wrong)

@@ -14,10 +14,11 @@ import re
 import subprocess
 from pathlib import Path
 
+from runbook.data import placeholders
 from runbook.gate.sandbox.isolation import netns_prefix
 
 __all__ = [
-    "ANGLE_RE", "BRACE_RE", "MARKER", "Finding", "aws_line", "bash_syntax", "build_toolbox",
+    "MARKER", "Finding", "aws_line", "bash_syntax", "build_toolbox",
     "expand", "find_placeholders", "neutralise_placeholders", "restore_placeholders",
     "shellcheck_errors",
 ]
@@ -81,10 +82,8 @@ def parse_calls(data: bytes) -> list[tuple[int, tuple[str, ...]]]:
 # --------------------------------------------------------------------------------------
 # Placeholders
 # --------------------------------------------------------------------------------------
-BRACE_RE = re.compile(r"(?<![$\\{])\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}(?!\})")
-JINJA_RE = re.compile(r"\{\{\s*[A-Za-z_][\w.]*\s*\}\}")
-ANGLE_RE = re.compile(r"<[a-z][a-z0-9-]*>")
-_NOT_PLACEHOLDERS = {"print", "next"}  # awk '{print}', '{next}'
+# The patterns are the data layer's (runbook.data.placeholders): one rule for what a
+# placeholder, a template leftover and a fill-in look like.
 
 
 def comment_start(line: str) -> int:
@@ -137,15 +136,15 @@ def find_placeholders(code: str) -> list[Finding]:
     problems = []
     for lineno, line in enumerate(code.splitlines(), 1):
         text = line[:comment_start(line)]
-        for m in JINJA_RE.finditer(text):
+        for m in placeholders.TEMPLATE.finditer(text):
             problems.append((lineno, f"unresolved template expression {m.group(0)}"))
-        for m in BRACE_RE.finditer(text):
-            if m.group(1) in _NOT_PLACEHOLDERS or _in_json_string(text, m.start()):
+        for m in placeholders.PLACEHOLDER_SHAPE.finditer(text):
+            if m.group(1) in placeholders.NOT_PLACEHOLDERS or _in_json_string(text, m.start()):
                 continue
-            if JINJA_RE.search(text[max(0, m.start() - 3):m.end() + 3]):
+            if placeholders.TEMPLATE.search(text[max(0, m.start() - 3):m.end() + 3]):
                 continue
             problems.append((lineno, f"unresolved placeholder {m.group(0)}"))
-        for m in ANGLE_RE.finditer(text):
+        for m in placeholders.FILL_IN.finditer(text):
             problems.append((lineno, f"unfilled operator input {m.group(0)}"))
     return problems
 
@@ -156,7 +155,7 @@ def neutralise_placeholders(code: str) -> tuple[str, dict[str, str]]:
     tokens: dict[str, str] = {}
 
     def token(m: re.Match[str]) -> str:
-        if m.group(0).strip("{}") in _NOT_PLACEHOLDERS:
+        if m.group(0).strip("{}") in placeholders.NOT_PLACEHOLDERS:
             return m.group(0)
         tok = f"{MARKER}p{len(tokens)}x"
         tokens[tok] = m.group(0)
@@ -166,7 +165,7 @@ def neutralise_placeholders(code: str) -> tuple[str, dict[str, str]]:
     for line in code.splitlines(keepends=True):
         cut = comment_start(line)
         head, tail = line[:cut], line[cut:]
-        for rx in (JINJA_RE, ANGLE_RE, BRACE_RE):
+        for rx in (placeholders.TEMPLATE, placeholders.FILL_IN, placeholders.PLACEHOLDER_SHAPE):
             head = rx.sub(token, head)
         out.append(head + tail)
     return "".join(out), tokens

@@ -1,4 +1,3 @@
-# mypy: ignore-errors
 # (Not a module of the project: a template the sandbox worker fills in and puts on every
 # snippet's PYTHONPATH, run by whatever Python a snippet starts; it must import nothing.)
 # Loaded by every Python of a snippet (PYTHONPATH), including the CLI v2 itself (Debian runs
