@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mkdocs.exceptions import PluginError
+from mkdocs.exceptions import Abort, PluginError
+from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File, Files
 
 from runbook.data.load import load_cached
@@ -13,14 +14,23 @@ from runbook.data.model import Catalog
 from runbook.errors import RunbookError
 
 
+class InvalidData(PluginError, Abort):
+    """Invalid runbook data: mkdocs prints only the message (Abort), no traceback, and exits 1.
+
+    Still a PluginError for callers that expect a plugin's failure; `mkdocs serve` prints it on a
+    rebuild and keeps serving the last good site.
+    """
+
+
 def _catalog(config: Any) -> Catalog:
     try:
-        return load_cached(Path(config.config_file_path).parent / "runbook_data")
+        return load_cached(Path(config.config_file_path).parent / "runbook_data", config.site_url or "")
     except RunbookError as err:
         # Same lines as `runbook check`; the build stops instead of producing pages with holes.
-        raise PluginError(f"runbook data is invalid:\n{err}") from None
+        raise InvalidData(f"runbook data is invalid:\n{err}") from None
 
 
+@event_priority(100)  # before mkdocs-macros, whose module loads the same data and would raise with a traceback
 def on_config(config: Any) -> Any:
     cat = _catalog(config)
     alarms_nav: list[Any] = [{"All alarms": "alarms/index.md"}]

@@ -14,7 +14,10 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 
 def _check(args: argparse.Namespace) -> int:
-    catalog = load(args.data)
+    from runbook.site.build import site_url
+
+    # Alarm descriptions are measured with the site_url they will link to, as the export builds them.
+    catalog = load(args.data, site_url(args.mkdocs) if args.mkdocs.is_file() else None)
     print(
         f"runbook data OK: {len(catalog.environments)} environments, {len(catalog.alarms)} alarms, "
         f"{len(catalog.pages)} procedure pages, {len(catalog.commands())} commands"
@@ -66,6 +69,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("check", help="validate runbook_data/ and report every problem")
+    c.add_argument("--mkdocs", type=Path, default=PROJECT / "mkdocs.yml", help="where site_url is read")
     c.set_defaults(func=_check)
 
     e = sub.add_parser("export-alarms", help="write CloudWatch alarm definitions for one environment")

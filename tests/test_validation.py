@@ -20,10 +20,11 @@ def make_project(tmp_path: Path, case: Path) -> Path:
     """A copy of the project's data with the case file put where its `# target:` line says."""
     data = tmp_path / "runbook_data"
     shutil.copytree(ROOT / "runbook_data", data)
-    first = case.read_text(encoding="utf-8").splitlines()[0]
+    raw = case.read_bytes()  # as bytes: a case may hold bytes that are not UTF-8
+    first = raw.splitlines()[0].decode("utf-8")
     assert first.startswith("# target: "), f"{case}: first line must be '# target: <file>'"
     target = data / first.removeprefix("# target: ").strip()
-    target.write_text(case.read_text(encoding="utf-8"), encoding="utf-8")
+    target.write_bytes(raw)
     return data
 
 

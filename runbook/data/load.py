@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from runbook.data import rules
 from runbook.data.model import (
+    Alarm,
     AlarmGroupFile,
     Catalog,
     EnvironmentsFile,
@@ -90,6 +91,9 @@ class _Loader:
         self.root = root
         self.problems: list[Problem] = []
         self.sources: dict[str, Source] = {}
+        # Ids of alarms whose own definition failed to validate: cross-checks do not report
+        # references to them (the schema error already says what is wrong).
+        self.broken_alarms: set[str] = set()
 
     def one(self, model: type[M], path: Path, required: bool = True) -> M | None:
         if not path.exists():
@@ -103,15 +107,39 @@ class _Loader:
         self.sources[source.file] = source
         obj, problems = _validate(model, source)
         self.problems += problems
+        if obj is None and model is AlarmGroupFile:
+            return self._salvage_group(source)  # type: ignore[return-value]
         return obj
+
+    def _salvage_group(self, source: Source) -> AlarmGroupFile | None:
+        """The alarms of a group file that are valid on their own, so the other files' checks still see them."""
+        data = source.data
+        items = data.get("alarms") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            return None
+        good: list[Alarm] = []
+        for item in items:
+            try:
+                good.append(Alarm.model_validate(item))
+            except ValidationError:
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    self.broken_alarms.add(item["id"])
+        try:
+            return AlarmGroupFile.model_validate({**data, "alarms": good})
+        except ValidationError:
+            self.broken_alarms.update(a.id for a in good)
+            return None
 
     def many(self, model: type[M], folder: Path) -> list[M]:
         files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
         return [obj for p in files if (obj := self.one(model, p)) is not None]
 
 
-def load(root: Path | str | None = None) -> Catalog:
-    """Read and validate all of runbook_data/; raise RunbookError listing every problem."""
+def load(root: Path | str | None = None, site_url: str | None = None) -> Catalog:
+    """Read and validate all of runbook_data/; raise RunbookError listing every problem.
+
+    `site_url` (mkdocs.yml's) is what alarm descriptions link to: their length is checked with it.
+    """
     root = Path(root) if root else DEFAULT_ROOT
     ld = _Loader(root)
     envs = ld.one(EnvironmentsFile, root / "environments.yaml")
@@ -134,22 +162,25 @@ def load(root: Path | str | None = None) -> Catalog:
         pages=sorted(pages, key=lambda p: (p.order, p.page)),
         escalation=esc,
     )
-    ld.problems += rules.cross_check(catalog, ld.sources)
+    ld.problems += rules.cross_check(catalog, ld.sources, ld.broken_alarms, site_url)
     if ld.problems:
         raise RunbookError(ld.problems)
     return catalog
 
 
-_CACHE: dict[Path, tuple[tuple[tuple[str, float], ...], Catalog]] = {}
+_CACHE: dict[Path, tuple[tuple[tuple[str, float], ...], str | None, Catalog]] = {}
 
 
-def load_cached(root: Path | str | None = None) -> Catalog:
-    """`load`, reused while no file under root changed (the site build asks several times)."""
+def load_cached(root: Path | str | None = None, site_url: str | None = None) -> Catalog:
+    """`load`, reused while no file under root changed (the site build asks several times).
+
+    Without `site_url`, a catalog loaded with any site_url serves.
+    """
     root = Path(root) if root else DEFAULT_ROOT
     stamp = tuple(sorted((str(p), p.stat().st_mtime) for p in root.rglob("*.y*ml")))
     hit = _CACHE.get(root)
-    if hit and hit[0] == stamp:
-        return hit[1]
-    catalog = load(root)
-    _CACHE[root] = (stamp, catalog)
+    if hit and hit[0] == stamp and (site_url is None or hit[1] == site_url):
+        return hit[2]
+    catalog = load(root, site_url)
+    _CACHE[root] = (stamp, site_url, catalog)
     return catalog

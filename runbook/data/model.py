@@ -20,6 +20,8 @@ Ident = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 Number = int | float
 # Seconds a command may run in the gate unless its data says otherwise.
 DEFAULT_TIMEOUT = 30.0
+# The most seconds a command may be given (data and hand-written annotations alike).
+MAX_TIMEOUT = 120.0
 # A value that is either literal or one `{placeholder}` naming an environment value.
 Threshold = Number | Annotated[str, Field(pattern=r"^\{[a-z][a-z0-9_]*\}$")]
 
@@ -122,7 +124,7 @@ class Command(Node):
     # The gate does not run this block, for this reason (printed in its report).
     skip: str | None = None
     stream: bool = False
-    timeout: Annotated[float, Field(gt=0, le=120)] = DEFAULT_TIMEOUT
+    timeout: Annotated[float, Field(gt=0, le=MAX_TIMEOUT)] = DEFAULT_TIMEOUT
     # Changes state; None lets the gate decide from the API operations it calls.
     mutates: bool | None = None
     # Environments the command applies to (empty: all), e.g. a restore that only prod supports.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from runbook.data import placeholders
+from runbook.data import alarm_text, placeholders, shell_check
 from runbook.data.model import SEVERITIES, Alarm, Catalog, Environment, PageFile
 from runbook.data.yaml_reader import LOC_KEY, PathKey, Source
 from runbook.errors import Loc, Problem
@@ -29,8 +29,17 @@ def _strings(data: Any, path: PathKey = ()) -> Any:
         yield path, data
 
 
-def cross_check(cat: Catalog, sources: dict[str, Source]) -> list[Problem]:
-    """Every problem between files or nodes that a schema alone cannot see."""
+def cross_check(
+    cat: Catalog,
+    sources: dict[str, Source],
+    broken: set[str] | frozenset[str] = frozenset(),
+    site_url: str | None = None,
+) -> list[Problem]:
+    """Every problem between files or nodes that a schema alone cannot see.
+
+    `broken`: ids of alarms whose definition failed to validate; references to them are not reported.
+    `site_url`: what alarm descriptions link to (mkdocs.yml's); None skips measuring them.
+    """
     problems: list[Problem] = []
 
     def at(node: Any) -> Loc:
@@ -84,6 +93,25 @@ def cross_check(cat: Catalog, sources: dict[str, Source]) -> list[Problem]:
                             f"unknown placeholder '{{{name}}}'{_suggest(name, known)}",
                         )
                     )
+    # Global names: an S3 bucket name is unique across all accounts, so it must differ per environment.
+    for rname, res in cat.resources.items():
+        if res.type != "s3_bucket" or problems_in(res.name, env_names):
+            continue
+        by_name: dict[str, str] = {}
+        for e in cat.environments:
+            value = cat.scope(e.name)[rname]
+            if by_name.get(value) == e.name:
+                continue  # a duplicate environment, reported above
+            if value in by_name:
+                problems.append(
+                    Problem(
+                        at(res),
+                        f"bucket name '{value}' is the same in {by_name[value]} and {e.name}: "
+                        f"S3 bucket names are global, put {{env}} in it",
+                    )
+                )
+                break
+            by_name[value] = e.name
     numeric = {k for k in all_keys if all(isinstance(e.values.get(k), int | float) for e in cat.environments)}
     for res in cat.resources.values():
         for m in placeholders.find(res.name):
@@ -103,6 +131,8 @@ def cross_check(cat: Catalog, sources: dict[str, Source]) -> list[Problem]:
             problems.append(Problem(at(a), f"alarm name '{a.name}' must contain {{env}}"))
     for a in cat.alarms:
         for i, rel in enumerate(a.related):
+            if rel in broken:
+                continue
             if rel not in ids or rel in ids[rel].aliases:
                 problems.append(
                     Problem(
@@ -133,7 +163,17 @@ def cross_check(cat: Catalog, sources: dict[str, Source]) -> list[Problem]:
     for sev in SEVERITIES:
         if sev not in levels:
             problems.append(Problem(at(cat.escalation), f"severity '{sev}' has no escalation level"))
+
+    # What the export and the gate's static tier would reject: long descriptions, shell syntax.
+    if site_url is not None:  # export-alarms measures them itself, in the environment it exports
+        problems += alarm_text.description_problems(cat, site_url)
+    problems += shell_check.check(cat)
     return problems
+
+
+def problems_in(text: str, known: set[str]) -> bool:
+    """Whether `text` names a placeholder that `known` lacks (reported elsewhere)."""
+    return any(m.group(1) not in known for m in placeholders.find(text))
 
 
 def _check_metric(a: Alarm, numeric: set[str]) -> list[Problem]:

@@ -8,12 +8,78 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.reader import ReaderError
 
 from runbook.errors import Loc, Problem
 
 LOC_KEY = "__loc__"
 PathKey = tuple[str | int, ...]
+
+# Nodes a document may hold once every alias is expanded: anchors that nest aliases grow
+# exponentially (a "billion laughs"), and the loader walks the expanded tree.
+MAX_NODES = 100_000
+# Nesting deeper than this is refused before Python's recursion limit is near.
+MAX_DEPTH = 100
+# Tags a data file may write out: YAML's core schema (and `!`, the non-specific tag).
+CORE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
+
+
+class Refused(Exception):
+    """A document the reader will not build: an alias bomb, a recursive alias, a foreign tag."""
+
+    def __init__(self, mark: Any, message: str) -> None:
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
+def _shown_tag(tag: str) -> str:
+    prefix = "tag:yaml.org,2002:"
+    return "!!" + tag[len(prefix) :] if tag.startswith(prefix) else tag
+
+
+class _BoundedComposer(Composer):
+    """ruamel's composer, counting the nodes the document would have with its aliases expanded."""
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self.expanded = 0
+        self.sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, AliasEvent):
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                size = self.sizes.get(id(target))
+                if size is None:
+                    raise Refused(event.start_mark, f"alias '*{event.anchor}' is inside the node it refers to")
+                self.expanded += size
+                if self.expanded > MAX_NODES:
+                    raise Refused(
+                        event.start_mark,
+                        f"alias '*{event.anchor}' expands the document beyond {MAX_NODES} nodes "
+                        f"(anchors nesting aliases); write the data out instead",
+                    )
+            return super().compose_node(parent, index)
+        tag = getattr(event, "ctag", None)
+        if tag is not None and str(tag) != "!" and str(tag) not in CORE_TAGS:
+            raise Refused(
+                event.start_mark,
+                f"tag '{_shown_tag(str(tag))}' is not allowed: data files use plain YAML "
+                f"(strings, numbers, booleans, null, lists, mappings)",
+            )
+        if self.depth >= MAX_DEPTH:
+            raise Refused(event.start_mark, f"data nested deeper than {MAX_DEPTH} levels")
+        before = self.expanded
+        self.expanded += 1
+        node = super().compose_node(parent, index)
+        if getattr(event, "anchor", None) is not None:
+            self.sizes[id(node)] = self.expanded - before
+        return node
 
 
 class Anchor:
@@ -84,8 +150,12 @@ class Source:
             out: dict[str, Any] = {LOC_KEY: Anchor(self, path, here)}
             for key, value in node.items():
                 child = (*path, str(key))
-                kline, kcol = node.lc.key(key)
-                vline, vcol = node.lc.value(key)
+                pos = (node.lc.data or {}).get(key)
+                if pos is None:  # a key merged in with `<<: *anchor`: it has no position of its own here
+                    self.keys[child] = here
+                    out[str(key)] = self.build(value, child, here)
+                    continue
+                kline, kcol, vline, vcol = pos
                 self.keys[child] = Loc(self.file, kline + 1, kcol + 1)
                 out[str(key)] = self.build(value, child, Loc(self.file, vline + 1, vcol + 1))
             return out
@@ -98,14 +168,43 @@ class Source:
         return node
 
 
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of character `offset` of `text`."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _decode(raw: bytes, shown_as: str) -> tuple[str | None, list[Problem]]:
+    try:
+        return raw.decode("utf-8"), []
+    except UnicodeDecodeError as exc:
+        good = raw[: exc.start].decode("utf-8")
+        line, col = _position(good, len(good))
+        return None, [
+            Problem(
+                Loc(shown_as, line, col),
+                f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded; save the file as UTF-8",
+            )
+        ]
+
+
 def read(path: Path, shown_as: str) -> tuple[Source | None, list[Problem]]:
     """Parse one file; syntax errors come back as located problems instead of exceptions."""
-    text = path.read_text(encoding="utf-8")
+    text, problems = _decode(path.read_bytes(), shown_as)
+    if text is None:
+        return None, problems
     if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
         return None, [Problem(Loc(shown_as), "file is empty, expected a YAML mapping")]
     yaml = YAML(typ="rt")
+    yaml.Composer = _BoundedComposer
     try:
         node = yaml.load(text)
+    except Refused as exc:
+        return None, [Problem(Loc(shown_as, exc.mark.line + 1, exc.mark.column + 1), exc.message)]
+    except ReaderError as exc:
+        line, col = _position(text, exc.position)
+        char = exc.character if isinstance(exc.character, int) else 0
+        return None, [Problem(Loc(shown_as, line, col), f"character U+{char:04X} is not allowed in YAML")]
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

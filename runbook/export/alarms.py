@@ -8,20 +8,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from runbook.data import placeholders
+from runbook.data.alarm_text import MAX_DESCRIPTION, alarm_url, description, description_problem
 from runbook.data.model import Alarm, Catalog, Environment, Metric
 from runbook.errors import Loc, Problem, RunbookError
 
-# CloudWatch rejects a longer AlarmDescription (moto does not, so the export checks it).
-MAX_DESCRIPTION = 1024
+__all__ = ["FORMATS", "MAX_DESCRIPTION", "alarm_url", "description", "put_metric_alarm_kwargs", "render_alarms"]
 FORMATS = ("terraform", "cloudformation")
 
 
 # ------------------------------------------------------------------ boto3 put_metric_alarm
-
-
-def alarm_url(site_url: str, alarm_id: str, env: str) -> str:
-    """The alarm page, with the environment's tabs selected on arrival."""
-    return f"{site_url}alarms/{alarm_id}/?env={env}"
 
 
 def _environment(catalog: Catalog, env: str) -> Environment:
@@ -71,12 +66,6 @@ def _metric_stat(catalog: Catalog, env: str, m: Metric, deployed: Mapping[str, s
     if m.unit:
         stat["Unit"] = m.unit
     return stat
-
-
-def description(catalog: Catalog, alarm: Alarm, env: str, site_url: str) -> str:
-    """What the alarm means on one line, then the link to its page."""
-    summary = " ".join(_text(catalog, env, alarm.summary).split())
-    return f"{summary}\nRunbook: {alarm_url(site_url, alarm.id, env)}"
 
 
 def _kwargs(
@@ -136,14 +125,9 @@ def put_metric_alarm_kwargs(
     environment = _environment(catalog, env)
     out = [_kwargs(catalog, a, environment, site_url, deployed) for a in catalog.alarms]
     problems = [
-        Problem(
-            a.loc_of("summary") or a.loc or Loc("runbook_data/alarms"),
-            f"alarm '{a.id}': the AlarmDescription in {env} would be {len(kw['AlarmDescription'])} "
-            f"characters, CloudWatch allows {MAX_DESCRIPTION}: shorten the summary "
-            f"(the rest belongs in 'description', shown on the page)",
-        )
+        p
         for a, kw in zip(catalog.alarms, out, strict=True)
-        if len(kw["AlarmDescription"]) > MAX_DESCRIPTION
+        if (p := description_problem(a, env, kw["AlarmDescription"])) is not None
     ]
     if problems:
         raise RunbookError(problems)
