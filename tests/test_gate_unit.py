@@ -94,3 +94,26 @@ def test_run_reports_non_runnable_blocks_as_skipped_with_their_reason() -> None:
         ("docs/p.md:1[dev]", "extract", "skipped", "not executable: language 'text'", None),
         ("docs/p.md:5[prod]", "extract", "skipped", "by hand", "d.yaml:2"),
     ]
+
+
+def test_tier_line_counts_what_was_run_per_environment() -> None:
+    results = [
+        gate.Result("docs/p.md", 1, "dev", "exec", "passed", "true"),
+        gate.Result("docs/p.md", 2, "dev", "exec", "xfailed", "true"),
+        gate.Result("docs/p.md", 3, "dev", "static", "failed", "true"),
+        gate.Result("docs/p.md", 4, "prod", "extract", "skipped", "true"),
+        gate.Result("docs/p.md", 5, "prod", "static", "passed", "true"),
+    ]
+    assert gate.tier_line(results) == (
+        "dev: 2 run (static+exec), 1 static only, 0 skipped; prod: 0 run (static+exec), 1 static only, 1 skipped"
+    )
+
+
+def test_plan_close_removes_the_rendered_site_and_may_be_repeated(tmp_path: Path) -> None:
+    import tempfile
+
+    tmp = tempfile.TemporaryDirectory(dir=tmp_path)
+    plan = gate.Plan([], _catalog(), Path(tmp.name), 0.0, "https://example.invalid/", tmp)
+    plan.close()
+    plan.close()
+    assert not Path(tmp.name).exists()

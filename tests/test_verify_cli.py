@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,7 @@ def test_a_page_with_broken_commands_fails_at_each_block(tmp_path: Path) -> None
     assert "ResourceNotFoundException" in failures[2]
     assert "--key" in failures[3] and "JSON" in failures[3]
     assert "required" in failures[4] and "--queue-url" in failures[4]
+    assert lines[-2] == "dev: 2 run (static+exec), 4 static only, 0 skipped"
     assert lines[-1] == "1 passed, 5 failed, 0 skipped"
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert report["summary"]["failed"] == 5 and report["summary"]["passed"] == 1
@@ -81,3 +83,57 @@ def test_an_unknown_environment_is_refused(tmp_path: Path) -> None:
     proc = verify("--env", "staging", cwd=tmp_path)
     assert proc.returncode == 2
     assert "unknown environment 'staging' (known: dev, prod)" in proc.stderr
+
+
+def _docs(tmp_path: Path, pages: dict[str, str]) -> Path:
+    docs = tmp_path / "d"
+    docs.mkdir()
+    for name, text in pages.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    return docs
+
+
+def test_an_unclosed_fence_fails_the_build_at_its_line(tmp_path: Path) -> None:
+    _docs(tmp_path, {
+        "page.md": "# P\n\n```bash\naws sts get-caller-identity\n```\n\n```bash\naws s3 ls\n\nthe rest\n",
+    })
+    proc = verify("--docs", "d", "--static-only", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "d/page.md:7: code fence opened here is never closed" in proc.stderr
+    assert "passed" not in proc.stdout
+
+
+def test_a_docs_folder_without_an_executable_block_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "r.json").write_text('{"results": [], "summary": {}}\n')  # stale, from an older run
+    proc = verify("--docs", "empty", "--static-only", "--report", "r.json", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "runbook verify: no executable block in empty" in proc.stderr
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_a_page_glob_that_matches_no_page_is_exit_2(tmp_path: Path) -> None:
+    proc = verify("--static-only", "--page", "*no-such-page*", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "runbook verify: --page '*no-such-page*' matches no page (pages: docs/alarms/" in proc.stderr
+    assert "0 blocks" not in proc.stdout
+
+
+def test_a_selection_without_an_executable_block_is_exit_2(tmp_path: Path) -> None:
+    _docs(tmp_path, {
+        "a.md": "# A\n\n```bash\naws sts get-caller-identity\n```\n",
+        "b.md": "# B\n\n```text\nnot a command\n```\n",
+    })
+    proc = verify("--docs", "d", "--static-only", "--page", "b.md", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "runbook verify: no executable block selected by --page 'b.md'" in proc.stderr
+
+
+def test_static_only_says_that_nothing_was_executed(tmp_path: Path) -> None:
+    proc = verify("--static-only", "--page", "*lambda-errors.md", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-2] == "static only: nothing was executed"
+    tiers = lines[-3]
+    assert tiers.startswith("dev: 0 run (static+exec), ") and "; prod: 0 run (static+exec), " in tiers
+    assert re.fullmatch(r"\d+ passed, \d+ failed, \d+ skipped", lines[-1])

@@ -6,12 +6,14 @@ import argparse
 import json
 import os
 import queue
+import signal
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -35,6 +37,9 @@ __all__ = ["GateError", "Plan", "Result", "plan", "run"]
 REPORT_FIELDS = ("page", "line", "env", "tier", "status", "command", "message", "origin")
 
 PROJECT = Path(__file__).resolve().parents[2]
+
+# How long an interrupted run waits for its lanes to close before it gives up on them.
+CLOSE_GRACE = 5.0
 
 # Python (boto3) method names that change state.
 MUTATING_PY = ("put_", "create_", "delete_", "update_", "send_", "rotate_", "restore_", "invoke", "receive_",
@@ -85,6 +90,12 @@ class Plan:
                 text = text.replace(f"<{name}>", substitute(spec.sample, scope, lambda n: f"<{n}>"))
         return text
 
+    def close(self) -> None:
+        """Remove the rendered site (idempotent)."""
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
 
 # ------------------------------------------------------------------ rendering
 
@@ -99,13 +110,42 @@ def plan(
     envs: Sequence[str] | None = None,
     pages: Sequence[str] | None = None,
 ) -> Plan:
-    """Render the site and extract every block for the chosen environments and pages."""
+    """Render the site and extract every block for the chosen environments and pages.
+
+    A selection that leaves nothing to check is a GateError (exit 2), never an empty green:
+    a ``docs_dir`` whose own pages (not the generated alarm pages) hold no executable block,
+    a page glob that matches no page, or environments and pages that select no executable block.
+    """
     catalog = load_cached(mkdocs_yml.resolve().parent / "runbook_data")
     known = [e.name for e in catalog.environments]
     for env in envs or ():
         if env not in known:
             raise GateError(f"unknown environment '{env}' (known: {', '.join(known)})")
     tmp = tempfile.TemporaryDirectory(prefix="runbook-gate-")
+    try:
+        return _plan(tmp, catalog, known, mkdocs_yml, docs_dir, envs, pages)
+    except BaseException:
+        tmp.cleanup()
+        raise
+
+
+def _runnable(s: Snippet) -> bool:
+    return _skip_reason(s) is None
+
+
+def _matches(page: str, pattern: str) -> bool:
+    return fnmatch(page, pattern) or fnmatch(page, f"*{pattern}")
+
+
+def _plan(
+    tmp: tempfile.TemporaryDirectory[str],
+    catalog: Catalog,
+    known: list[str],
+    mkdocs_yml: Path,
+    docs_dir: Path | None,
+    envs: Sequence[str] | None,
+    pages: Sequence[str] | None,
+) -> Plan:
     out = Path(tmp.name)
     built = build.build(mkdocs_yml, out, docs_dir=docs_dir)
     if built.output:
@@ -116,14 +156,26 @@ def plan(
     shown = "docs/" if docs_dir is None else shown_path(docs_dir) + "/"
     try:
         snippets = extract_dir(built.rendered_dir, shown, known, catalog.default_env.name)
-    except AnnotationError as exc:
+    except AnnotationError as exc:  # a bad marker, an unclosed fence
         raise _BuildFailed(str(exc)) from None
+    if docs_dir is not None:
+        own = {f"{shown}{f.relative_to(docs_dir).as_posix()}" for f in Path(docs_dir).rglob("*.md")}
+        if not any(s.page in own and _runnable(s) for s in snippets):
+            raise GateError(f"no executable block in {shown_path(docs_dir)}")
+    rendered = sorted(f"{shown}{f.relative_to(built.rendered_dir).as_posix()}"
+                      for f in built.rendered_dir.rglob("*.md"))
+    for pattern in pages or ():
+        if not any(_matches(page, pattern) for page in rendered):
+            few = ", ".join(rendered[:5]) + (", ..." if len(rendered) > 5 else "")
+            raise GateError(f"--page {pattern!r} matches no page (pages: {few or 'none'})")
     chosen = [
         s
         for s in snippets
-        if (not envs or s.env in envs)
-        and (not pages or any(fnmatch(s.page, p) or fnmatch(s.page, f"*{p}") for p in pages))
+        if (not envs or s.env in envs) and (not pages or any(_matches(s.page, p) for p in pages))
     ]
+    if not any(_runnable(s) for s in chosen):
+        selection = [f"--env {e}" for e in envs or ()] + [f"--page {p!r}" for p in pages or ()]
+        raise GateError(f"no executable block selected by {' '.join(selection) or 'the site'}")
     return Plan(chosen, catalog, built.rendered_dir, built.seconds, build.site_url(mkdocs_yml), tmp)
 
 
@@ -140,24 +192,41 @@ def _mutates(s: Snippet, calls: Iterable[AwsCall]) -> bool:
 
 
 class Lane:
-    """A static checker and (unless static-only) one sandbox with its own moto world."""
+    """A static checker and (unless static-only) one sandbox with its own moto world.
+
+    Nothing starts before :meth:`start`, so that a lane can be known (and aborted) before its
+    processes exist.
+    """
 
     def __init__(self, aws_cli: str, data_root: Path, site_url: str, static_only: bool) -> None:
+        self.aws_cli = aws_cli
         self.data_root = data_root
         self.site_url = site_url  # alarm descriptions in the world link to the pages
-        self.checker = StaticChecker(aws_cli)
-        self.sandbox: Sandbox | None = None
+        self.checker: StaticChecker | None = None
+        self.sandbox: Sandbox | None = None if static_only else Sandbox(aws_cli)
         self.seeded: set[str] = set()
         self.dirty = False
         self.seed_seconds = 0.0
-        if not static_only:
-            self.sandbox = Sandbox(aws_cli)
+        self.aborted = False
+
+    def start(self) -> None:
+        self.checker = StaticChecker(self.aws_cli)
+        if self.sandbox is not None and not self.aborted:
             self.sandbox.start()
 
     def close(self) -> None:
-        self.checker.close()
+        if self.checker is not None:
+            self.checker.close()
         if self.sandbox is not None:
             self.sandbox.close()
+
+    def abort(self) -> None:
+        """From another thread: stop this lane's processes now; its request in flight fails."""
+        self.aborted = True
+        if self.sandbox is not None:
+            self.sandbox.kill()
+        if self.checker is not None:
+            self.checker.kill()
 
     def world(self, env: str) -> None:
         """Make sure env's world is seeded and untouched by an earlier state-changing command."""
@@ -179,6 +248,7 @@ class Lane:
             self.seed_seconds += time.perf_counter() - start
 
     def check(self, p: Plan, s: Snippet, static_only: bool) -> Result:
+        assert self.checker is not None
         base = Result(s.page, s.line, s.env, "static", "passed", s.text, origin=s.origin)
         text = p.runnable_text(s)
         start = time.perf_counter()
@@ -239,30 +309,45 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
         work.put(item)
     lanes_wanted = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     errors: list[BaseException] = []
+    lanes: list[Lane] = []
+    stopping = threading.Event()
+    registry = threading.Lock()
 
     def lane_main() -> None:
-        try:
+        with registry:
+            if stopping.is_set():
+                return
             lane = Lane(cli, p.catalog.root, p.site_url, static_only)
-        except Exception as exc:  # noqa: BLE001 - reported as a gate error below
-            errors.append(exc)
-            return
+            lanes.append(lane)
         try:
-            while True:
+            lane.start()
+            while not stopping.is_set():
                 try:
                     i, s = work.get_nowait()
                 except queue.Empty:
                     return
                 results[i] = lane.check(p, s, static_only)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - reported as a gate error below
             errors.append(exc)
         finally:
             lane.close()
 
     threads = [threading.Thread(target=lane_main, daemon=True) for _ in range(lanes_wanted)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    except BaseException:  # interrupted (see main): stop every lane now, let each one clean up
+        with registry:
+            stopping.set()
+        for lane in lanes:
+            lane.abort()
+        deadline = time.monotonic() + CLOSE_GRACE
+        for t in threads:
+            if t.ident is not None:
+                t.join(max(0.0, deadline - time.monotonic()))
+        raise
     if errors:
         raise GateError(f"the gate could not run: {type(errors[0]).__name__}: {errors[0]}")
     return [results[i] for i in sorted(results)]
@@ -291,11 +376,73 @@ def write_report(path: Path, results: Sequence[Result], extra: dict[str, object]
     write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
+def tier_line(results: Sequence[Result]) -> str:
+    """What was actually done, per environment: run (static then exec), static only, skipped."""
+    by_env: dict[str, Counter[str]] = {}
+    for r in results:
+        by_env.setdefault(r.env, Counter())[r.tier] += 1
+    return "; ".join(
+        f"{env}: {c['exec']} run (static+exec), {c['static']} static only, {c['extract']} skipped"
+        for env, c in by_env.items()
+    )
+
+
+class _Interrupted(BaseException):
+    """SIGINT or SIGTERM during a run (a BaseException, so that no `except Exception` eats it)."""
+
+    def __init__(self, signame: str) -> None:
+        super().__init__(signame)
+        self.signame = signame
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM raise _Interrupted in the main thread (once: later ones are ignored
+    while the run cleans up); the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise _Interrupted(signal.Signals(signum).name)
+
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    old = {sig: signal.signal(sig, handler) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
 def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    if args.report:
+        # A report left from an earlier run must not look like this run's (exit 2, interrupt).
+        try:
+            args.report.unlink(missing_ok=True)
+        except OSError as exc:
+            print(f"runbook verify: cannot remove the old report {args.report}: {exc}", file=sys.stderr)
+            return 2
+    plans: list[Plan] = []
     try:
-        p = plan(args.mkdocs, args.docs, args.envs, args.pages)
-        results = run(p, static_only=args.static_only, jobs=args.jobs)
+        with _interruptible():
+            try:
+                p = plan(args.mkdocs, args.docs, args.envs, args.pages)
+                plans.append(p)
+                results = run(p, static_only=args.static_only, jobs=args.jobs)
+            finally:
+                for done in plans:
+                    done.close()
+    except _Interrupted as exc:
+        for done in plans:
+            done.close()
+        print(f"runbook verify: interrupted ({exc.signame})", file=sys.stderr)
+        return 2
     except GateError as exc:
         print(f"runbook verify: {exc}", file=sys.stderr)
         return 2
@@ -310,5 +457,8 @@ def main(args: argparse.Namespace) -> int:
     if args.report:
         write_report(args.report, results, {"seconds": round(total, 2), "build_seconds": round(p.build_seconds, 2)})
     print(f"{counts['xfailed']} xfailed, {counts['xpassed']} xpassed; {len(results)} blocks in {total:.1f} s")
+    print(tier_line(results))
+    if args.static_only:
+        print("static only: nothing was executed")
     print(summary_line(counts))
     return 1 if counts["failed"] or counts["xpassed"] else 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from runbook.data.placeholders import FILL_IN
 from runbook.site.annotation import PATTERN as _ANNOTATION
-from runbook.site.annotation import Annotation
+from runbook.site.annotation import Annotation, AnnotationError
 
 SHELL_LANGS = {"bash", "sh", "shell", "console", "zsh"}
 PYTHON_LANGS = {"python", "py", "python3"}
@@ -17,6 +17,10 @@ PYTHON_LANGS = {"python", "py", "python3"}
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[\w+.-]*)(?P<rest>.*)$")
 _TAB = re.compile(r'^(?P<indent>[ ]*)===[+!]?[ ]+"(?P<label>[^"]*)"')
 _FRONT_ENV = re.compile(r"^env:\s*['\"]?(?P<env>[\w-]+)['\"]?\s*$")
+
+
+class UnclosedFence(AnnotationError):
+    """A code fence that is never closed: located like a bad annotation (page:line: ...)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,8 @@ def extract(markdown: str, page: str, envs: Iterable[str], default_env: str) -> 
                     break
                 body.append(lines[j][len(fence_indent) :] if lines[j].startswith(fence_indent) else lines[j].lstrip())
                 j += 1
+            if j >= len(lines):
+                raise UnclosedFence(f"{page}:{i + 1}: code fence opened here is never closed")
             lang, text = _normalise(fence.group("lang"), "\n".join(body) + "\n")
             env_tab = next((label for _, label in reversed(tabs) if label in env_names), None)
             out.append(

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any
 
-from runbook.data.model import DEFAULT_TIMEOUT
+from runbook.data.model import DEFAULT_TIMEOUT, MAX_TIMEOUT
 
 # The whole marker line; the JSON object is group "json".
 PATTERN = re.compile(r"^[ \t]*<!--\s*runbook:\s*(?P<json>\{.*\})\s*-->[ \t]*$")
@@ -80,4 +80,6 @@ def _typed(key: str, value: Any, where: str) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise wrong("a positive number of seconds")
+    if value > MAX_TIMEOUT:
+        raise wrong(f"at most {MAX_TIMEOUT:g} seconds")
     return float(value)

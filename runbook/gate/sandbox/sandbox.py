@@ -47,6 +47,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,7 @@ from runbook.errors import GateError
 from runbook.gate.jsonlines import ChildExited, JsonLinesClient, NoAnswer
 from runbook.gate.sandbox import environment
 from runbook.gate.sandbox.isolation import SEARCH_PATH, probe_isolation
+from runbook.gate.sandbox.processes import killpg
 
 __all__ = ["EnvCredentials", "GateError", "RunResult", "Sandbox", "SandboxWarning", "probe_isolation"]
 
@@ -182,6 +184,7 @@ class Sandbox:
         self._next_id = 0
         self._lock = threading.RLock()
         self._finalizer: weakref.finalize[Any, Sandbox] | None = None
+        self._killed = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -265,6 +268,8 @@ class Sandbox:
             except OSError as exc:
                 log.close()
                 raise GateError(f"cannot start the sandbox worker: {exc}") from exc
+            if self._killed:  # kill() came while we were starting
+                killpg(proc.pid, signal.SIGKILL)
             self._channel = JsonLinesClient(proc)
             self._finalizer = weakref.finalize(
                 self, _cleanup, proc, log, workdir if owned else None
@@ -296,6 +301,18 @@ class Sandbox:
                 self._finalizer()  # waits, kills if needed, removes an owned workdir
             self._proc = self._channel = None
             self._credentials.clear()
+
+    def kill(self) -> None:
+        """Stop the worker and everything it runs, at once and from any thread.
+
+        Takes no lock (a request in flight holds it): the worker's process group is killed,
+        which in a PID namespace takes every snippet along; the request in flight then fails
+        with a GateError, and :meth:`close` still has to be called to remove the workdir.
+        """
+        self._killed = True
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            killpg(proc.pid, signal.SIGKILL)  # start_new_session: the group is the worker's pid
 
     # -- operations ------------------------------------------------------------------------
 
@@ -450,7 +467,9 @@ def _cleanup(proc: subprocess.Popen[bytes], log: IO[bytes], owned_workdir: Path 
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
-        proc.kill()  # `unshare --kill-child` takes the worker (PID 1) and its namespace along
+        # The whole group (unshare, and the worker without a PID namespace); with one,
+        # `unshare --kill-child` takes the worker (PID 1) and its namespace along.
+        killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     log.close()
     if owned_workdir is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -195,6 +196,17 @@ class StaticChecker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def kill(self) -> None:
+        """From another thread, without the lock a call in flight holds: SIGKILL the CLI
+        worker's process group (started in its own session); that call then fails."""
+        worker = self._worker
+        proc = worker.proc if worker is not None else None
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
 
     def close(self) -> None:
         with self._lock:
