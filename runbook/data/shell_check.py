@@ -21,7 +21,9 @@ _LINE = re.compile(r"line (\d+): (.*)")
 def _bash_n(bash: str, script: str) -> tuple[int, str] | None:
     """(line, message) of the first syntax error in `script`, or None if bash parses it."""
     try:
-        proc = subprocess.run([bash, "-n"], input=script, capture_output=True, text=True, timeout=30)
+        # Parse only: no startup files, no BASH_ENV, nothing of the caller's environment.
+        proc = subprocess.run([bash, "--noprofile", "--norc", "-n"], input=script, capture_output=True, text=True,
+                              timeout=30, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
     except (OSError, subprocess.TimeoutExpired) as exc:
         return 1, f"bash -n did not run ({type(exc).__name__})"
     if proc.returncode == 0:
