@@ -21,7 +21,7 @@ Number = int | float
 # Seconds a command may run in the gate unless its data says otherwise.
 DEFAULT_TIMEOUT = 30.0
 # The most seconds a command may be given (data and hand-written annotations alike).
-MAX_TIMEOUT = 120.0
+MAX_TIMEOUT = 120
 # A value that is either literal or one `{placeholder}` naming an environment value.
 Threshold = Number | Annotated[str, Field(pattern=r"^\{[a-z][a-z0-9_]*\}$")]
 
