@@ -301,3 +301,28 @@ def test_set_euo_pipefail_applies(sb):
     assert r.rc != 0 and "UNSET_VARIABLE" in r.stderr
     with pytest.raises(GateError, match="cannot run a 'ruby' snippet"):
         sb.run("ruby", "puts 1", "t")
+
+
+# A forged reply for every request id the parent could be waiting for, to every descriptor of
+# the worker (PID 1 of the sandbox): the protocol channel must be out of the snippet's reach.
+FORGERY = r"""
+reply='{"id": %d, "ok": true, "result": {"rc": 0, "stdout": "forged\\n", "stderr": "",'
+reply+=' "seconds": 0.0, "timed_out": false}}\n'
+forged() { for id in $(seq 1 400); do printf "$reply" "$id"; done; }
+reached=0
+for fd in /proc/1/fd/*; do
+  if forged 2>/dev/null > "$fd"; then reached=1; fi
+done
+echo "reached=$reached"
+exit 1
+"""
+
+
+@pytest.mark.requires_isolation("full")
+def test_a_snippet_cannot_forge_the_workers_verdict(sb):
+    sb.set_credentials(EnvCredentials("t", "123456789012", REGION, "AKIANOTISSUED", "x"))
+    r = sb.run("bash", FORGERY, "t")
+    assert (r.rc, r.stdout) == (1, "reached=0\n"), (r.stdout, r.stderr)
+    # The channel is intact: the next request gets its own, real answer.
+    after = sb.run("bash", "echo real", "t")
+    assert (after.rc, after.stdout) == (0, "real\n")

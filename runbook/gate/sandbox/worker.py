@@ -20,6 +20,7 @@ it survives ``reset`` and is restarted when it dies.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
 import logging
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 MAX_OUTPUT = 2 * 1024 * 1024  # bytes kept per stream; the rest is cut (and said so)
 KILL_GRACE = 0.25  # seconds between SIGTERM and SIGKILL on timeout
+PR_SET_DUMPABLE = 4  # prctl(2), <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -356,7 +358,17 @@ def _read_capped(path: Path) -> str:
     return text
 
 
+def _not_dumpable() -> None:
+    """Keep snippets (same uid, no capabilities) out of this process: with the dumpable flag
+    off, /proc/<worker>/fd, mem and environ are closed to them and so is ptrace, so no snippet
+    can write a forged reply into the protocol's descriptor. Children get the flag back on exec."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
 def main() -> int:
+    _not_dumpable()
     # stdout belongs to the protocol: keep a private copy and point fd 1 at stderr, so that
     # nothing moto, werkzeug or a seeding function prints can corrupt a reply.
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
