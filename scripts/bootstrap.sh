@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # The gate runs the AWS CLI v2 (what on-call engineers use); Debian's package is v2.
 if ! /usr/bin/aws --version 2>/dev/null | grep -q '^aws-cli/2\.'; then need_apt+=(awscli); fi
+# The gate runs page code only inside bubblewrap.
+command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 if [[ "${1:-}" == "--test" ]]; then
   command -v chromium >/dev/null || need_apt+=(chromium)
   command -v shellcheck >/dev/null || need_apt+=(shellcheck)

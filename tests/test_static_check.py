@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import stat
 import subprocess
 import time
@@ -424,3 +426,38 @@ def test_gate_error_from_environment_variable(tmp_path, monkeypatch):
 def test_explicit_v2_cli_is_accepted():
     cli = _cli()
     assert find_aws_cli_v2(cli) == cli
+
+
+def test_the_static_tier_runs_page_code_confined(checker, tmp_path):
+    """The expansion runs real bash on page code: it sees no secret, writes nothing outside
+    its own folder, reaches no host socket, and cannot take the gate down."""
+    project = Path(__file__).resolve().parent.parent
+    decoy = project / f".env-decoy-{os.getpid()}"
+    home_decoy = Path.home() / f".runbook-decoy-{os.getpid()}"
+    planted = project / f"PLANTED-{os.getpid()}"
+    host_tmp = Path("/tmp") / f"planted-{os.getpid()}"
+    sock_dir = Path("/run") / f"runbook-decoy-{os.getpid()}"
+    decoy.write_text("SECRET_PROJECT\n")
+    home_decoy.write_text("SECRET_HOME\n")
+    sock_dir.mkdir()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(sock_dir / "s.sock"))
+        listener.listen(1)
+        code = (
+            f'aws s3 ls "s3://b/$(cat {decoy} {home_decoy} 2>&1 | tr -c "A-Z_" -)"\n'
+            f"/bin/touch {planted} {host_tmp} 2>/dev/null || true\n"
+            f'aws s3 ls "s3://b/$(ls {sock_dir} 2>&1 | tr -c "a-z." -)"\n'
+            "kill -9 $PPID 2>/dev/null || true\n"
+            "aws s3 ls s3://b/still-here\n"
+        )
+        problems, calls = checker.check_shell(code)
+        argvs = " ".join(" ".join(c.argv) for c in calls)
+        assert "SECRET" not in argvs and "s.sock" not in argvs, argvs
+        assert not planted.exists() and not host_tmp.exists()
+        assert calls[-1].argv[-1] == "s3://b/still-here", [c.argv for c in calls]
+    finally:
+        listener.close()
+        for p in (decoy, home_decoy, planted, host_tmp, sock_dir / "s.sock"):
+            p.unlink(missing_ok=True)
+        sock_dir.rmdir()

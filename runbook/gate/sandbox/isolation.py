@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
+from collections.abc import Sequence
+from pathlib import Path
 
-__all__ = ["SEARCH_PATH", "netns_prefix", "probe_isolation"]
+from runbook.errors import GateError
+
+PROJECT = Path(__file__).resolve().parents[3]
+
+__all__ = ["SEARCH_PATH", "confine", "probe_isolation"]
 
 SEARCH_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"  # where unshare, ip, mount and setpriv live
 
@@ -38,10 +45,24 @@ def probe_isolation() -> str:
     return "none"
 
 
-def netns_prefix() -> list[str]:
-    """``[unshare, "-rn"]`` (a command after it has no network at all), or ``[]`` if the
-    kernel does not permit a network namespace here."""
-    unshare = shutil.which("unshare", path=SEARCH_PATH)
-    if unshare is None or probe_isolation() == "none":
-        return []
-    return [unshare, "-rn"]
+def confine(argv: Sequence[str], *, writable: Sequence[Path], readable: Sequence[Path] = ()) -> list[str]:
+    """``argv`` inside bubblewrap, as the static tier runs page code: the host read-only, with
+    no home directory, no project (its secrets), no /run (no host socket) and a private /tmp;
+    no network, its own PID, IPC and UTS namespaces, no capabilities. Only ``writable`` can be
+    written; ``readable`` are the few project files it needs, put back read-only."""
+    bwrap = shutil.which("bwrap", path=SEARCH_PATH)
+    if bwrap is None:
+        raise GateError(
+            "bubblewrap (bwrap) is not installed: the gate runs page code only inside it "
+            "(Debian: apt-get install bubblewrap; make test installs it)"
+        )
+    out = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    hidden = ["/tmp", "/var/tmp", "/run", "/home", "/root", str(PROJECT), os.path.expanduser("~")]
+    for path in dict.fromkeys(hidden):
+        if os.path.isdir(path):
+            out += ["--tmpfs", path]
+    for ro in readable:
+        out += ["--ro-bind", str(ro), str(ro)]
+    for rw in writable:
+        out += ["--bind", str(rw), str(rw)]
+    return [*out, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--", *argv]

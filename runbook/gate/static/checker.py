@@ -32,7 +32,7 @@ from typing import Any
 from runbook.data import placeholders
 from runbook.errors import GateError
 from runbook.gate.jsonlines import ChildExited, JsonLinesClient, NoAnswer
-from runbook.gate.sandbox.isolation import netns_prefix
+from runbook.gate.sandbox.isolation import confine
 from runbook.gate.static import shell
 from runbook.gate.static.cli import cli_interpreter, find_aws_cli_v2, scratch_env
 from runbook.gate.static.constraints import check_api_params, cli_option
@@ -80,16 +80,21 @@ def _problems(findings: list[shell.Finding]) -> list[StaticProblem]:
 # The worker
 # --------------------------------------------------------------------------------------
 class _Worker:
-    def __init__(self, interpreter: str, home: str):
+    def __init__(self, interpreter: str, home: str, cli: str):
         self.interpreter = interpreter
         self.home = home
+        self.cli = cli
         self.proc: subprocess.Popen[bytes] | None = None
         self._channel: JsonLinesClient | None = None
         self.info: dict[str, Any] = {}
         self.start()
 
     def start(self) -> None:
-        argv = [*netns_prefix(), self.interpreter, "-I", str(WORKER_SCRIPT)]  # no network at all
+        # Its folder holds nothing but this script; the CLI's own files stay readable.
+        cli_dir = Path(os.path.realpath(self.cli)).parent
+        # The blocks' folders beside home hold the files a command names (file://...).
+        argv = confine([self.interpreter, "-I", str(WORKER_SCRIPT)], writable=[Path(self.home).parent],
+                       readable=[WORKER_SCRIPT.parent, cli_dir])
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -185,7 +190,7 @@ class StaticChecker:
         self._shellcheck = shutil.which("shellcheck", path="/usr/bin:/usr/local/bin:/bin")
         self._block_seq = 0
         try:
-            self._worker: _Worker | None = _Worker(self.interpreter, str(self._root / "home"))
+            self._worker: _Worker | None = _Worker(self.interpreter, str(self._root / "home"), self.aws_cli)
         except BaseException:
             self._tmp.cleanup()
             raise

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 from runbook.data import placeholders
-from runbook.gate.sandbox.isolation import netns_prefix
+from runbook.gate.sandbox.isolation import confine
 
 __all__ = [
     "MARKER", "Finding", "aws_line", "bash_syntax", "build_toolbox",
@@ -229,7 +229,8 @@ def expand(bash: str, bindir: Path, prelude: Path, block: Path, snippet: Path, o
         "TZ": "UTC", "TMPDIR": str(cwd), "__GATE_CALLS": str(calls_file),
         "__GATE_SNIPPET": str(snippet),
     }
-    argv = [*netns_prefix(), bash, "--noprofile", "--norc", str(prelude)]
+    argv = confine([bash, "--noprofile", "--norc", str(prelude)], writable=[block],
+                   readable=[bindir, prelude])
     problems: list[Finding] = []
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
