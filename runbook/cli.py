@@ -91,7 +91,8 @@ def parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="run every command of the site against moto")
     v.add_argument("--env", action="append", dest="envs", metavar="ENV", help="repeatable; default: all")
-    v.add_argument("--static-only", action="store_true", help="no execution, only the static tier")
+    v.add_argument("--static-only", action="store_true",
+                   help="only the static tier: nothing runs against moto (block expansion runs in bubblewrap)")
     v.add_argument("--docs", type=Path, help="another docs folder (default: the site's)")
     v.add_argument("--page", action="append", dest="pages", metavar="GLOB", help="only pages matching")
     v.add_argument("--report", type=Path, help="write a JSON report here")
