@@ -18,21 +18,33 @@ from runbook.errors import Loc, Problem
 _LINE = re.compile(r"line (\d+): (.*)")
 
 
+def syntax_errors(bash: str, script: str) -> list[tuple[int, str]]:
+    """(line, message) of each syntax error `bash -n` reports in `script`; [] if it parses.
+
+    The one `bash -n` of the project: `runbook check` and the gate's static tier use it."""
+    # Parse only: no startup files, no BASH_ENV, nothing of the caller's environment.
+    proc = subprocess.run([bash, "--noprofile", "--norc", "-n"], input=script, capture_output=True, text=True,
+                          timeout=30, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    if proc.returncode == 0:
+        return []
+    found = []
+    for m in _LINE.finditer(proc.stderr):
+        message = m.group(2).strip()
+        if not message.startswith("`"):  # bash echoes the offending line: not a message
+            found.append((int(m.group(1)), message))
+    return found or [(1, " ".join(proc.stderr.split()) or "syntax error")]
+
+
 def _bash_n(bash: str, script: str) -> tuple[int, str] | None:
     """(line, message) of the first syntax error in `script`, or None if bash parses it."""
     try:
-        # Parse only: no startup files, no BASH_ENV, nothing of the caller's environment.
-        proc = subprocess.run([bash, "--noprofile", "--norc", "-n"], input=script, capture_output=True, text=True,
-                              timeout=30, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+        errors = syntax_errors(bash, script)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return 1, f"bash -n did not run ({type(exc).__name__})"
-    if proc.returncode == 0:
+    if not errors:
         return None
-    for ln in proc.stderr.splitlines():
-        m = _LINE.search(ln)
-        if m:
-            return int(m.group(1)), m.group(2).replace("`", "'")
-    return 1, " ".join(proc.stderr.split()) or f"bash -n exited {proc.returncode}"
+    line, message = errors[0]
+    return line, message.replace("`", "'")
 
 
 def rendered(cat: Catalog, cmd: Command, env: str) -> str:

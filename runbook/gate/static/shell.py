@@ -14,7 +14,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from runbook.data import placeholders
+from runbook.data import placeholders, shell_check
 from runbook.gate.sandbox.isolation import confine
 
 __all__ = [
@@ -184,20 +184,8 @@ def restore_placeholders(argv: tuple[str, ...], tokens: dict[str, str]) -> tuple
 # --------------------------------------------------------------------------------------
 def bash_syntax(bash: str, snippet: Path, nlines: int) -> list[Finding]:
     """``bash -n``: the block's syntax errors."""
-    proc = subprocess.run([bash, "--noprofile", "--norc", "-n", str(snippet)],
-                          capture_output=True, text=True, timeout=30,
-                          env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
-    if proc.returncode == 0:
-        return []
-    problems = []
-    for m in re.finditer(r"line (\d+): (.*)", proc.stderr):
-        msg = m.group(2).strip()
-        if msg.startswith("`"):  # bash echoes the offending line: not a message
-            continue
-        problems.append((min(int(m.group(1)), nlines), f"bash: {msg}"))
-    if not problems:
-        problems.append((1, f"bash: {proc.stderr.strip() or 'syntax error'}"))
-    return problems
+    errors = shell_check.syntax_errors(bash, snippet.read_text(encoding="utf-8"))
+    return [(min(line, nlines), f"bash: {message}") for line, message in errors]
 
 
 def shellcheck_errors(shellcheck: str | None, snippet: Path, home: Path) -> list[Finding]:
