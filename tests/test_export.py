@@ -16,7 +16,7 @@ from cfnlint.api import ManualArgs, lint_file
 from moto import mock_aws
 
 from runbook.cli import main
-from runbook.data import placeholders
+from runbook.data import alarm_text, placeholders
 from runbook.data.load import load
 from runbook.errors import RunbookError
 from runbook.export import alarms as export
@@ -52,7 +52,7 @@ def test_descriptions_fit_cloudwatch_and_name_the_page() -> None:
             assert summary == " ".join(a.summary.split())
             assert link == f"Runbook: {SITE_URL}alarms/{a.id}/?env={env}"
             longest = max(longest, len(kw["AlarmDescription"]))
-    assert longest <= export.MAX_DESCRIPTION
+    assert longest <= alarm_text.MAX_DESCRIPTION
     print(f"{len(CATALOG.alarms)} alarms per environment; longest AlarmDescription: {longest} characters")
 
 

@@ -8,11 +8,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from runbook.data import placeholders
-from runbook.data.alarm_text import MAX_DESCRIPTION, alarm_url, description, description_problem
+from runbook.data.alarm_text import description, description_problem
 from runbook.data.model import Alarm, Catalog, Environment, Metric
 from runbook.errors import Loc, Problem, RunbookError
 
-__all__ = ["FORMATS", "MAX_DESCRIPTION", "alarm_url", "description", "put_metric_alarm_kwargs", "render_alarms"]
+__all__ = ["FORMATS", "put_metric_alarm_kwargs", "render_alarms"]
 FORMATS = ("terraform", "cloudformation")
 
 
