@@ -71,7 +71,7 @@ def main() -> int:
         and not s.options.get("xfail")
     ][: args.samples]
     start = time.perf_counter()
-    sb = Sandbox(aws)
+    sb = Sandbox(aws, readable=[plan.catalog.root])
     sb.start()
     print(f"sandbox + moto start: {time.perf_counter() - start:.2f} s (isolation: {sb.isolation})")
     try:

@@ -62,11 +62,14 @@ def isolation_level() -> str:
     return probe_isolation()
 
 
+# probe_isolation() answers "full" (bubblewrap works) or "none"; "netns" is what older tests
+# ask for, and "full" gives it.
 ISOLATION_RANK = {"none": 0, "netns": 1, "full": 2}
-ISOLATION_NEEDS = {
-    "netns": "`unshare -rn` is not permitted here (no user and network namespaces for the sandbox)",
-    "full": "`unshare` cannot give the sandbox PID and mount namespaces here (isolation is '{level}')",
-}
+ISOLATION_NEEDS = dict.fromkeys(
+    ("netns", "full"),
+    "bubblewrap cannot make the gate's sandbox here (bwrap missing, or user namespaces not "
+    "permitted; isolation is '{level}')",
+)
 
 
 def require_aws_cli(kind: str = "v2") -> str:
@@ -89,8 +92,8 @@ def require_isolation(level: str = "netns") -> str:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "requires_aws_cli(kind='v2'): needs the AWS CLI v2 (kind 'script': "
                             "a Python-script one); fails if RUNBOOK_AWS_CLI is set and it is unusable")
-    config.addinivalue_line("markers", "requires_isolation(level='netns'): needs the sandbox's namespaces "
-                            "('netns' or 'full'); fails if RUNBOOK_AWS_CLI is set and they are missing")
+    config.addinivalue_line("markers", "requires_isolation(level='netns'): needs the gate's bubblewrap "
+                            "sandbox; fails if RUNBOOK_AWS_CLI is set and they are missing")
 
 
 @pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up

@@ -76,3 +76,27 @@ def put_log_lines(endpoint_url: str, group: str, lines: list, region: str = "us-
 
 def boom(endpoint_url: str) -> None:
     raise RuntimeError("seeding failed on purpose")
+
+
+def kill_and_reap_wait(endpoint_url: str, pid: int) -> bool:
+    """SIGKILL a process of the sandbox (from the worker's side: no snippet can see it) and
+    wait until it is dead, gone or a zombie; True once it is."""
+    import os
+    import signal
+
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(1200):  # a safety net of 60 s; normally the first or second look
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def remove_file(endpoint_url: str, path: str) -> None:
+    import os
+
+    os.unlink(path)

@@ -36,6 +36,17 @@ def test_exit_status_and_stderr_tail():
     assert judge(ok(), Annotation()).status == "passed"
 
 
+def test_a_limit_is_named_and_a_long_line_is_shortened():
+    v = judge(ok(rc=153, stderr="x" * 5000 + "\n"), Annotation())
+    assert "exit status 153 (SIGXFSZ: a file grew past the limit of 64 MiB)" in v.message
+    assert "[4,700 more characters]" in v.message and len(v.message) < 500
+    assert "exit status 137 (SIGKILL)" in judge(ok(rc=137), Annotation()).message
+    assert "exit status -9 (SIGKILL)" in judge(ok(rc=-9), Annotation()).message
+    assert "exit status 3:" not in judge(ok(rc=3), Annotation()).message  # no signal to name
+    flood = judge(ok(rc=-9, over_limit=True), Annotation())
+    assert flood.status == "failed" and "more than 16 MiB of output" in flood.message
+
+
 def test_function_error_fails_despite_exit_zero():
     out = '{\n    "StatusCode": 200,\n    "FunctionError": "Handled",\n    "ExecutedVersion": "$LATEST"\n}\n'
     v = judge(ok(out), Annotation())

@@ -214,29 +214,15 @@ echo "procs: $(ls -d /proc/[0-9]* | wc -l)"
 # -- refusal and degraded modes -----------------------------------------------------------
 
 
-def test_refuses_to_start_without_network_namespace(monkeypatch):
+def test_refuses_to_start_without_bubblewrap(monkeypatch):
     monkeypatch.setattr(sandbox_mod, "probe_isolation", lambda: "none")
-    with pytest.raises(GateError, match="network namespace"):
+    with pytest.raises(GateError, match="cannot start a bubblewrap sandbox"):
         _sandbox().start()
 
 
 def test_missing_cli_is_a_gate_error(tmp_path):
     with pytest.raises(GateError, match="AWS CLI not found"):
         Sandbox(str(tmp_path / "aws")).start()
-
-
-@needs_netns
-def test_netns_only_fallback_warns_and_still_isolates(monkeypatch):
-    monkeypatch.setattr(sandbox_mod, "probe_isolation", lambda: "netns")
-    with pytest.warns(SandboxWarning, match="network namespace only"):
-        sb = _sandbox()
-        sb.start()
-    with sb:
-        assert sb.isolation == "netns"
-        sb.set_credentials(EnvCredentials("dev", "123456789012", REGION, "AKIANOTISSUED", "x"))
-        r = sb.run("python", "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 443), "
-                   "timeout=2)\nexcept OSError as e:\n    print(e.errno)\n", "dev")
-    assert r.stdout.strip() == "101"
 
 
 # -- the API ------------------------------------------------------------------------------
@@ -280,17 +266,19 @@ def test_call_errors_are_gate_errors(sb):
         sb.call("sandbox_helpers:queue_names", account=object())
 
 
-@needs_full  # the PID namespace is what lets the sandbox find and kill every leftover
-def test_each_run_gets_fresh_dirs_and_leftovers_are_killed(sb):
+@needs_full  # the run's own PID namespace is what ends every leftover with it
+def test_each_run_gets_an_empty_scratch_and_leftovers_are_killed(sb):
     sb.set_credentials(EnvCredentials("t", "123456789012", REGION, "AKIANOTISSUED", "x"))
-    first = sb.run("bash", "pwd; echo hi > out.txt; echo $HOME; sleep 300 & setsid sleep 301 &", "t")
-    second = sb.run("bash", "pwd; ls; echo $HOME; ps -e -o comm= | grep -c sleep || true", "t")
+    first = sb.run("bash", "echo hi > out.txt; echo x > /tmp/left; echo y > ~/mark; "
+                           "sleep 300 & setsid sleep 301 &", "t")
+    second = sb.run("bash", "pwd; echo $HOME; ls -A . /tmp ~ | tr '\\n' ' '; echo; "
+                            "ps -e -o comm= | grep -c sleep || true", "t")
     assert first.rc == 0 and second.rc == 0, first.stderr + second.stderr
-    cwd1, home1 = first.stdout.split()
-    cwd2, home2, *rest = second.stdout.split()
-    assert cwd1 != cwd2 and home1 != home2
+    cwd, home, listing, sleeps = second.stdout.splitlines()
+    assert (cwd, home) == ("/tmp/work", "/tmp/home")
+    assert "out.txt" not in listing and "left" not in listing and "mark" not in listing, listing
     assert sb.isolation == "full"
-    assert rest == ["0"]  # no out.txt, and both sleeps, even the one in its own session, are gone
+    assert sleeps == "0"  # both sleeps, even the one in its own session, are gone
 
 
 def test_set_euo_pipefail_applies(sb):
@@ -303,17 +291,14 @@ def test_set_euo_pipefail_applies(sb):
         sb.run("ruby", "puts 1", "t")
 
 
-# A forged reply for every request id the parent could be waiting for, to every descriptor of
-# the worker (PID 1 of the sandbox): the protocol channel must be out of the snippet's reach.
+# A forged reply for every request id the parent could be waiting for, to every descriptor
+# of every process the snippet can see: the protocol channel must be out of its reach.
 FORGERY = r"""
-reply='{"id": %d, "ok": true, "result": {"rc": 0, "stdout": "forged\\n", "stderr": "",'
+reply='{"id": %d, "ok": true, "result": {"rc": 0, "stdout": "forged\n", "stderr": "",'
 reply+=' "seconds": 0.0, "timed_out": false}}\n'
 forged() { for id in $(seq 1 400); do printf "$reply" "$id"; done; }
-reached=0
-for fd in /proc/1/fd/*; do
-  if forged 2>/dev/null > "$fd"; then reached=1; fi
-done
-echo "reached=$reached"
+for fd in /proc/[0-9]*/fd/*; do forged 2>/dev/null > "$fd" || true; done
+echo "sees: $(tr '\0' ' ' < /proc/1/cmdline | cut -d' ' -f1)" >&2
 exit 1
 """
 
@@ -322,7 +307,22 @@ exit 1
 def test_a_snippet_cannot_forge_the_workers_verdict(sb):
     sb.set_credentials(EnvCredentials("t", "123456789012", REGION, "AKIANOTISSUED", "x"))
     r = sb.run("bash", FORGERY, "t")
-    assert (r.rc, r.stdout) == (1, "reached=0\n"), (r.stdout, r.stderr)
+    assert r.rc == 1, (r.stdout[:300], r.stderr[-300:])  # the real verdict, not a forged one
+    assert "sees: /usr/bin/bwrap" in r.stderr  # PID 1 is the run's own, not the worker
     # The channel is intact: the next request gets its own, real answer.
     after = sb.run("bash", "echo real", "t")
     assert (after.rc, after.stdout) == (0, "real\n")
+
+
+def test_output_is_capped_and_a_flood_stops_the_run(sb):
+    sb.set_credentials(EnvCredentials("t", "123456789012", REGION, "AKIANOTISSUED", "x"))
+    big = sb.run("bash", "head -c 3000000 /dev/zero | tr '\\0' o", "t")
+    assert big.rc == 0 and not big.over_limit
+    assert big.stdout.startswith("o" * 1000)
+    assert big.stdout.endswith("[runbook sandbox: 1,951,424 more bytes of stdout cut; "
+                               "1,048,576 of 3,000,000 kept]\n")
+    flood = sb.run("bash", "yes >&2", "t", timeout=60)
+    assert flood.over_limit and not flood.timed_out
+    assert len(flood.stderr) < 1_100_000
+    after = sb.run("bash", "echo fine", "t")
+    assert (after.rc, after.stdout) == (0, "fine\n")

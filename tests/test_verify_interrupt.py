@@ -89,3 +89,18 @@ def test_a_signal_stops_every_worker_removes_temp_folders_and_exits_2(
     assert not left, left
     assert not [p.name for p in tmp.iterdir() if p.name.startswith("runbook-")]
     assert not stale.exists()
+
+
+def test_a_finished_run_leaves_nothing_in_tmp(tmp_path: Path) -> None:
+    """Both tiers keep their scratch inside their sandboxes or remove it: no `gate-aws-*`,
+    `runbook-*` or any other folder piles up in the TMPDIR of the gate."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "RUNBOOK_AWS_CLI": AWS_CLI, "NO_MKDOCS_2_WARNING": "1", "TMPDIR": str(tmp)}
+    done = subprocess.run(
+        [sys.executable, "-m", "runbook", "verify", "--mkdocs", str(ROOT / "mkdocs.yml"),
+         "--page", "*lambda-errors*"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in tmp.iterdir()) == []

@@ -203,7 +203,7 @@ class Lane:
         self.data_root = data_root
         self.site_url = site_url  # alarm descriptions in the world link to the pages
         self.checker: StaticChecker | None = None
-        self.sandbox: Sandbox | None = None if static_only else Sandbox(aws_cli)
+        self.sandbox: Sandbox | None = None if static_only else Sandbox(aws_cli, readable=[data_root])
         self.seeded: set[str] = set()
         self.dirty = False
         self.seed_seconds = 0.0

@@ -9,18 +9,28 @@ verdict looks at the exit status, at the output for a FunctionError, and at the 
 from __future__ import annotations
 
 import json
+import signal
 from dataclasses import dataclass
 from typing import Any
 
 import jmespath
 import jmespath.exceptions
 
+from runbook.gate.sandbox.capture import KEEP_BYTES, OUTPUT_LIMIT
+from runbook.gate.sandbox.isolation import RUN_LIMITS
 from runbook.gate.sandbox.sandbox import RunResult
 from runbook.site.annotation import Annotation
 
 PASSED, FAILED, XFAILED, XPASSED = "passed", "failed", "xfailed", "xpassed"
 
 _STDERR_TAIL_LINES = 5
+_LINE_CHARS = 300  # of each line of stderr quoted in a verdict
+_MIB = 1024 * 1024
+# Signals that mean a limit of isolation.RUN_LIMITS was reached.
+_LIMIT_SIGNALS = {
+    signal.SIGXFSZ: f"a file grew past the limit of {(RUN_LIMITS.file_size or 0) // _MIB} MiB",
+    signal.SIGXCPU: f"past the limit of {RUN_LIMITS.cpu} s of CPU time",
+}
 
 
 @dataclass
@@ -53,8 +63,11 @@ def _problems(result: RunResult, exp: Annotation) -> list[str]:
             problems.append(f"timed out after {result.seconds:.1f}s{_stderr_tail(result)}")
         elif not result.stdout.strip():
             problems.append(f"stream printed nothing in {result.seconds:.1f}s{_stderr_tail(result)}")
+    elif result.over_limit:
+        problems.append(f"stopped: wrote more than {OUTPUT_LIMIT // _MIB} MiB of output (the "
+                        f"first {KEEP_BYTES // _MIB} MiB of each stream are kept)")
     elif result.rc != 0:
-        problems.append(f"exit status {result.rc}{_stderr_tail(result)}")
+        problems.append(f"exit status {_exit_status(result.rc)}{_stderr_tail(result)}")
     for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
         if '"FunctionError"' in text or "FunctionError:" in text:
             problems.append(
@@ -67,11 +80,29 @@ def _problems(result: RunResult, exp: Annotation) -> list[str]:
     return problems
 
 
+def _exit_status(rc: int) -> str:
+    """The exit status, and the signal behind it (bash and bubblewrap report 128 + signal)."""
+    number = -rc if rc < 0 else rc - 128 if 128 < rc < 192 else 0
+    try:
+        sig = signal.Signals(number)
+    except ValueError:
+        return str(rc)
+    why = _LIMIT_SIGNALS.get(sig, "")
+    return f"{rc} ({sig.name}{': ' + why if why else ''})"
+
+
 def _stderr_tail(result: RunResult) -> str:
+    """The last lines of stderr, each shortened: a console line stays readable."""
     lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
     if not lines:
         return ""
-    return ": " + "\n".join(lines[-_STDERR_TAIL_LINES:])
+    return ": " + "\n".join(_shortened(ln) for ln in lines[-_STDERR_TAIL_LINES:])
+
+
+def _shortened(line: str) -> str:
+    if len(line) <= _LINE_CHARS:
+        return line
+    return f"{line[:_LINE_CHARS]}… [{len(line) - _LINE_CHARS:,} more characters]"
 
 
 def _function_error_line(text: str) -> str:

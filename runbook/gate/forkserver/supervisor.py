@@ -205,6 +205,7 @@ class ForkServer:
             "socket": self.socket,
             "client": self.client,
             "pid": self.proc.pid if self.proc is not None else None,
+            "environment": dict(self.env) if self.enabled else {},
         }
         if pid is not None:
             info["children"] = children_of(pid)

@@ -5,27 +5,27 @@ verification gate must never be that shell. One :class:`Sandbox` is one worker p
 (:mod:`runbook.gate.sandbox.worker`) that holds a moto server and runs every snippet as its own
 child. The defences, outermost first:
 
-* **Kernel network isolation.** The worker starts in a new user + network namespace
-  (``unshare -rn``) where only loopback exists: a request to anything but the local moto
-  server fails at ``connect()``, whatever the snippet does. Without permission for that,
-  :meth:`Sandbox.start` raises :class:`GateError` unless ``allow_no_netns=True`` (only for
-  tests of the other defences).
-* **PID and mount namespaces, where the kernel allows them.** The worker is PID 1 of a PID
-  namespace with a fresh ``/proc``: a snippet cannot read ``/proc/<caller>/environ`` (which
-  holds the caller's real credentials), and every process a snippet leaves behind is killed
-  after it. Well-known credential locations of the host (``~/.aws``, ``~/.ssh``, the files
-  named by ``AWS_CONFIG_FILE``, ``AWS_WEB_IDENTITY_TOKEN_FILE`` ...) are covered by empty,
-  unreadable mounts, and the worker drops every capability (``setpriv --bounding-set=-all
-  --no-new-privs``) so that no snippet can undo those mounts. If only ``unshare -rn`` is
-  permitted the sandbox still starts, with a :class:`SandboxWarning`; ``isolation`` says which.
+* **A bubblewrap sandbox** (:func:`isolation.confine`) around the worker: loopback only (a
+  request to anything but the local moto server fails at ``connect()``), the host read-only,
+  no home directory, no project, no /run and so no host socket, its own PID, IPC and UTS
+  namespaces, no capabilities, and uid nobody when the gate runs as root. The worker's files
+  are bound at :data:`STATE`; its /tmp is the scratch of the runs, SCRATCH_BYTES at most.
+* **Every snippet is a limited run** (:func:`isolation.limited`): its own user and PID
+  namespaces, so its processes cannot see or signal the worker and all end with it; nothing
+  writable but the scratch, which holds its HOME, working directory and TMPDIR and is emptied
+  after it; hard limits on processes, memory, file size and CPU time (RUN_LIMITS), and a wall
+  time of at most MAX_TIMEOUT. Its output is read through pipes, kept up to a cap, and the run
+  is stopped past OUTPUT_LIMIT (:mod:`runbook.gate.sandbox.capture`).
 * **An environment built from nothing** for the worker and for every snippet: no variable of
   the caller (``AWS_PROFILE``, keys, ``AWS_ROLE_ARN``, ``AWS_CONTAINER_CREDENTIALS_*``,
-  proxies ...) reaches them. Each snippet gets a fresh ``HOME`` whose ``~/.aws`` holds only the
-  moto credentials of its environment, a fresh working directory and ``TMPDIR``.
+  proxies ...) reaches them. Each snippet's ``~/.aws`` holds only the moto credentials of its
+  environment.
 * **The endpoint is forced, not suggested.** ``aws`` is a bash function (exported, and sourced
   through ``BASH_ENV`` into every child bash) and an executable on ``PATH`` that both add
   ``--endpoint-url``; a ``sitecustomize`` on ``PYTHONPATH`` makes every botocore client (boto3 in
   a Python snippet, and the CLI v2's vendored botocore) use the moto endpoint.
+* **The verdict channel is out of reach**: the worker is not dumpable, so not even a command
+  the fork server runs (same uid, outside the run's namespaces) can open its descriptors.
 
 **Speed** (``fast_cli``, on by default): the CLI v2 spends ~450 ms of every call importing
 itself. The worker runs a fork server for it (``runbook/gate/forkserver/cli/server.py``,
@@ -42,10 +42,8 @@ reach it. Seed the world with :meth:`Sandbox.call`, which runs a function inside
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -63,42 +61,15 @@ from typing import IO, Any
 from runbook.errors import GateError
 from runbook.gate.jsonlines import ChildExited, JsonLinesClient, NoAnswer
 from runbook.gate.sandbox import environment
-from runbook.gate.sandbox.isolation import SEARCH_PATH, probe_isolation
+from runbook.gate.sandbox.isolation import SCRATCH_BYTES, SEARCH_PATH, confine, probe_isolation, python_paths
 from runbook.gate.sandbox.processes import killpg
 
 __all__ = ["EnvCredentials", "GateError", "RunResult", "Sandbox", "SandboxWarning", "probe_isolation"]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
-# Credential and secret locations hidden from snippets (relative to each home directory).
-_HIDDEN_IN_HOME = (
-    ".aws", ".ssh", ".netrc", ".docker", ".kube", ".azure", ".gnupg", ".git-credentials",
-    ".boto", ".s3cfg", ".pgpass", ".config/gcloud", ".config/gh", ".config/hub",
-)
-# Environment variables of the caller that may name credential files.
-_CREDENTIAL_FILE_VARS = (
-    "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
-    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "BOTO_CONFIG", "KUBECONFIG",
-    "GOOGLE_APPLICATION_CREDENTIALS",
-)
-
-# Runs as PID 1's shell inside the namespaces, before the worker: loopback up, credential
-# locations covered, every capability dropped for good, then the worker.
-_NS_SETUP = r"""
-set -e
-ip link set lo up
-hide=1
-for p in "$@"; do
-  if [ "$p" = -- ]; then hide=0; continue; fi
-  if [ "$hide" = 1 ]; then
-    if [ -d "$p" ]; then mount -t tmpfs -o size=4k,mode=000 runbook-hidden "$p"
-    elif [ -e "$p" ]; then mount --bind /dev/null "$p"
-    fi
-  fi
-done
-exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- "$PYTHON" -m runbook.gate.sandbox.worker
-"""
-_NETNS_SETUP = 'ip link set lo up && exec "$PYTHON" -m runbook.gate.sandbox.worker'
+#: Where the worker's own files (shims, fork server, logs) are, inside the sandbox.
+STATE = Path("/run/runbook")
 
 
 class SandboxWarning(UserWarning):
@@ -121,29 +92,7 @@ class RunResult:
     stderr: str
     seconds: float
     timed_out: bool
-
-
-def _hidden_paths(keep: Sequence[Path]) -> list[str]:
-    """Credential locations of the host to cover, minus anything the sandbox itself needs."""
-    homes = {os.environ.get("HOME", ""), "/root", *glob.glob("/home/*")}
-    try:
-        homes.add(pwd.getpwuid(os.getuid()).pw_dir)
-    except KeyError:
-        pass
-    candidates = [os.path.join(h, rel) for h in homes if h for rel in _HIDDEN_IN_HOME]
-    for var in _CREDENTIAL_FILE_VARS:
-        candidates += [p for p in os.environ.get(var, "").split(os.pathsep) if p]
-    keep_real = [os.path.realpath(k) for k in keep]
-    hidden = set()
-    for c in candidates:
-        real = os.path.realpath(c)
-        if not os.path.lexists(real) or real in ("/", "/dev/null"):
-            continue
-        # Never cover something the sandbox needs (or a directory holding it).
-        if any(k == real or k.startswith(real.rstrip("/") + "/") for k in keep_real):
-            continue
-        hidden.add(real)
-    return sorted(hidden)
+    over_limit: bool = False  # stopped for writing more than capture.OUTPUT_LIMIT
 
 
 class Sandbox:
@@ -156,26 +105,26 @@ class Sandbox:
         allow_no_netns: bool = False,
         workdir: Path | None = None,
         python_path: Sequence[str | os.PathLike[str]] = (),
-        keep_runs: bool = False,
+        readable: Sequence[str | os.PathLike[str]] = (),
         fast_cli: bool = True,
     ) -> None:
         """``aws_cli``: the CLI v2 executable (``RUNBOOK_AWS_CLI``, e.g. /usr/bin/aws).
 
         ``workdir``: where the sandbox keeps its files (a fresh temporary directory, removed
         on close, if not given). ``python_path``: extra import roots for :meth:`call` targets
-        (the repository root is always there). ``keep_runs``: keep each run's directory
-        under ``workdir/runs`` for debugging. ``fast_cli``: run snippets' ``aws`` through the
+        (the repository root is always there). ``readable``: files the worker reads that the
+        sandbox hides (the data a :meth:`call` seeds from). ``fast_cli``: run snippets' ``aws`` through the
         CLI fork server (``False``: the real CLI is started for every call).
         """
         self.aws_cli = os.path.abspath(aws_cli)
         self.fast_cli = fast_cli
         self.allow_no_netns = allow_no_netns
         self.python_path = [os.path.abspath(p) for p in python_path]
-        self.keep_runs = keep_runs
+        self.readable = [Path(os.path.abspath(p)) for p in readable]
         self._given_workdir = Path(workdir) if workdir is not None else None
         self.workdir: Path | None = None
         self.endpoint_url = ""
-        self.isolation = ""  # "full" | "netns" | "none", after start()
+        self.isolation = ""  # "full" | "none", after start()
         self.start_seconds = 0.0
         self._credentials: dict[str, EnvCredentials] = {}
         self._proc: subprocess.Popen[bytes] | None = None
@@ -207,20 +156,15 @@ class Sandbox:
             if level == "none":
                 if not self.allow_no_netns:
                     raise GateError(
-                        "cannot create a network namespace (`unshare -rn` is not permitted "
-                        "here): refusing to run runbook snippets without network isolation. "
-                        "Allow unprivileged user namespaces (kernel.unprivileged_userns_clone=1, "
-                        "or run the container with --privileged / a seccomp profile that permits "
-                        "unshare), or pass allow_no_netns=True in tests of the other defences."
+                        "cannot start a bubblewrap sandbox here (bwrap missing, or user "
+                        "namespaces not permitted): refusing to run runbook snippets outside "
+                        "one. Install bubblewrap (make test does) and allow unprivileged user "
+                        "namespaces (kernel.unprivileged_userns_clone=1, or a container "
+                        "seccomp profile that permits them), or pass allow_no_netns=True in "
+                        "tests of the other defences."
                     )
-                warnings.warn("sandbox WITHOUT network isolation (allow_no_netns=True)",
+                warnings.warn("sandbox WITHOUT any isolation (allow_no_netns=True)",
                               SandboxWarning, stacklevel=2)
-            elif level == "netns":
-                warnings.warn(
-                    "sandbox with a network namespace only: no PID/mount namespace here, so "
-                    "snippets can see host processes and the host's credential files",
-                    SandboxWarning, stacklevel=2,
-                )
             self.isolation = level
 
             if self._given_workdir is not None:
@@ -231,16 +175,15 @@ class Sandbox:
                 self.workdir = Path(tempfile.mkdtemp(prefix="runbook-sandbox-"))
                 owned = True
             workdir = self.workdir = self.workdir.resolve()
-            worker_home = workdir / "worker-home"
-            worker_tmp = workdir / "worker-tmp"
-            worker_home.mkdir(exist_ok=True)
-            worker_tmp.mkdir(exist_ok=True)
+            confined = level == "full"
+            state = STATE if confined else workdir  # the worker's view of workdir
+            for sub in ("worker-home", "worker-tmp"):
+                (workdir / sub).mkdir(exist_ok=True)
 
             python = sys.executable
             env = {
-                **environment.base(SEARCH_PATH, str(worker_home)),
-                "TMPDIR": str(worker_tmp),
-                "PYTHON": python,
+                **environment.base(SEARCH_PATH, str(state / "worker-home")),
+                "TMPDIR": str(state / "worker-tmp"),
                 "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *self.python_path]),
                 "PYTHONDONTWRITEBYTECODE": "1",
                 # For boto3 clients made by call() targets: moto's keys, never the host's.
@@ -248,16 +191,10 @@ class Sandbox:
                 **environment.NO_CONFIG_FILES,
                 **environment.LOOPBACK_NO_PROXY,
             }
-            if level == "full":
-                keep = [Path(python), Path(self.aws_cli), REPO_ROOT, workdir,
-                        *map(Path, self.python_path)]
-                argv = ["unshare", "-rnm", "--pid", "--fork", "--mount-proc", "--kill-child",
-                        "bash", "--noprofile", "--norc", "-c", _NS_SETUP, "runbook-sandbox",
-                        *_hidden_paths(keep), "--"]
-            elif level == "netns":
-                argv = ["unshare", "-rn", "bash", "--noprofile", "--norc", "-c", _NETNS_SETUP]
-            else:
-                argv = [python, "-m", "runbook.gate.sandbox.worker"]
+            argv = [python, "-m", "runbook.gate.sandbox.worker"]
+            if confined:
+                argv = confine(argv, readable=[*python_paths(self.python_path), *self.readable],
+                               binds=[(workdir, STATE)], tmp_size=SCRATCH_BYTES)
 
             log = self._log = open(workdir / "worker.log", "ab")  # noqa: SIM115
             try:
@@ -276,9 +213,9 @@ class Sandbox:
             )
             try:
                 info = self._request(
-                    {"op": "init", "base": str(self.workdir), "aws_cli": self.aws_cli,
-                     "pid_namespace": level == "full", "keep_runs": self.keep_runs,
-                     "fast_cli": self.fast_cli},
+                    {"op": "init", "base": str(state), "aws_cli": self.aws_cli,
+                     "confined": confined, "fast_cli": self.fast_cli,
+                     "scratch": "/tmp" if confined else str(workdir / "scratch")},
                     timeout=60,
                 )
             except GateError:
@@ -359,10 +296,9 @@ class Sandbox:
 
         ``stream``: the command is not expected to end (``aws logs tail --follow``); it is
         stopped at ``timeout`` like any other, and judged by what it printed
-        (:func:`runbook.execute.judge`). Stopping sends SIGTERM to the snippet's process group,
-        then SIGKILL 0.25 s later; the result then has ``timed_out=True`` and ``rc=124``. An
-        ``aws`` command run by the fork server gets the SIGTERM through its client, and is
-        stopped by the fork server when its client dies.
+        (:func:`runbook.gate.verdict.judge`). Stopping kills the run's PID namespace and the
+        commands the fork server runs for it; the result then has ``timed_out=True`` and
+        ``rc=124``.
         """
         if lang not in ("bash", "python"):
             raise GateError(f"cannot run a {lang!r} snippet (bash or python)")
@@ -467,8 +403,7 @@ def _cleanup(proc: subprocess.Popen[bytes], log: IO[bytes], owned_workdir: Path 
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
-        # The whole group (unshare, and the worker without a PID namespace); with one,
-        # `unshare --kill-child` takes the worker (PID 1) and its namespace along.
+        # The whole group: bubblewrap, whose sandbox (--die-with-parent) ends with it.
         killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     log.close()

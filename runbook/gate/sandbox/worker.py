@@ -1,8 +1,10 @@
 """The process that lives inside the sandbox: it owns the moto server and runs snippets.
 
 Started by :class:`runbook.gate.sandbox.sandbox.Sandbox` as ``python -m
-runbook.gate.sandbox.worker`` inside a loopback-only network namespace (and, where the kernel
-allows, its own PID and mount namespaces). It talks to the parent over stdin/stdout, one JSON
+runbook.gate.sandbox.worker`` inside a bubblewrap sandbox (:func:`isolation.confine`: loopback
+only, host read-only, no home or project). Each snippet is one limited run inside it
+(:func:`isolation.limited`), whose HOME, working directory and TMPDIR are in the scratch (the
+sandbox's private /tmp), emptied after every run. It talks to the parent over stdin/stdout, one JSON
 object per line (:mod:`runbook.gate.jsonlines` on the parent's side); every other byte it or
 its libraries print goes to stderr (the parent sends that to a log file).
 
@@ -25,7 +27,6 @@ import importlib
 import json
 import logging
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -38,16 +39,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runbook.data.model import MAX_TIMEOUT
 from runbook.gate.forkserver.supervisor import ForkServer
 from runbook.gate.sandbox import environment
-from runbook.gate.sandbox.processes import killpg, pids, ppid
+from runbook.gate.sandbox.capture import collect
+from runbook.gate.sandbox.isolation import limited
+from runbook.gate.sandbox.processes import killpg
 from runbook.gate.sandbox.shims import write_aws_shims, write_sitecustomize
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
 
-MAX_OUTPUT = 2 * 1024 * 1024  # bytes kept per stream; the rest is cut (and said so)
-KILL_GRACE = 0.25  # seconds between SIGTERM and SIGKILL on timeout
 PR_SET_DUMPABLE = 4  # prctl(2), <linux/prctl.h>
 
 
@@ -68,8 +70,8 @@ class Worker:
         self.endpoint_url = ""
         self._layout: Layout | None = None
         self.aws_cli = ""
-        self.pid_namespace = False
-        self.keep_runs = False
+        self.confined = False  # each run in its own limited bubblewrap (isolation.limited)
+        self.scratch = Path("/tmp")  # every run's HOME, working directory and TMPDIR
         self.forkserver: ForkServer | None = None  # with fast_cli
 
     @property
@@ -89,8 +91,9 @@ class Worker:
 
         base = Path(req["base"])
         self.aws_cli = req["aws_cli"]
-        self.pid_namespace = bool(req.get("pid_namespace")) and os.getpid() == 1
-        self.keep_runs = bool(req.get("keep_runs"))
+        self.confined = bool(req["confined"])
+        self.scratch = Path(req["scratch"])
+        self.scratch.mkdir(exist_ok=True)
         started = time.monotonic()
         server = self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
@@ -102,10 +105,11 @@ class Worker:
             self.forkserver = ForkServer(base, self.aws_cli, self.endpoint_url, layout.shim_py)
             if self.forkserver.enabled:
                 self.forkserver.start()  # warms up while the caller seeds; a run waits for it
+        self._seal_shims()
         return {
             "endpoint_url": self.endpoint_url,
             "pid": os.getpid(),
-            "pid_namespace": self.pid_namespace,
+            "confined": self.confined,
             "moto_seconds": time.monotonic() - started,
             "fast_cli": self.fast_cli,
         }
@@ -142,44 +146,43 @@ class Worker:
 
     def op_run(self, req: dict[str, Any]) -> dict[str, Any]:
         lang = req["lang"]
-        creds = req["creds"]
+        if lang == "bash":
+            name, argv = "snippet.sh", ["/bin/bash", "--noprofile", "--norc", "-e", "-u", "-o",
+                                        "pipefail"]
+        elif lang == "python":
+            name, argv = "snippet.py", [sys.executable, "-u"]
+        else:
+            raise ValueError(f"unknown snippet language {lang!r} (bash or python)")
         fast = self.forkserver is not None and self.forkserver.usable()
-        rundir = Path(tempfile.mkdtemp(prefix="run-", dir=self.layout.runs))
+        # The script lies outside the scratch, where the run cannot change it.
+        scripts = Path(tempfile.mkdtemp(prefix="run-", dir=self.layout.runs))
         try:
-            home, cwd, tmp = rundir / "home", rundir / "cwd", rundir / "tmp"
-            for d in (home, cwd, tmp):
-                d.mkdir()
-            env = self._snippet_env(creds, home, tmp, fast=fast)
-            if lang == "bash":
-                script = rundir / "snippet.sh"
-                script.write_text(req["code"])
-                argv = ["/bin/bash", "--noprofile", "--norc", "-e", "-u", "-o", "pipefail", str(script)]
-            elif lang == "python":
-                script = rundir / "snippet.py"
-                script.write_text(req["code"])
-                argv = [sys.executable, "-u", str(script)]
-            else:
-                raise ValueError(f"unknown snippet language {lang!r} (bash or python)")
-            return self._execute(argv, env, cwd, rundir, float(req["timeout"]))
+            script = scripts / name
+            script.write_text(req["code"])
+            home, cwd = self._fresh_scratch()
+            env = self._snippet_env(req["creds"], home, fast=fast)
+            timeout = min(float(req["timeout"]), MAX_TIMEOUT)  # whatever the caller asks
+            return self._execute([*argv, str(script)], env, cwd, timeout)
         finally:
-            if not self.keep_runs:
-                shutil.rmtree(rundir, ignore_errors=True)
+            shutil.rmtree(scripts, ignore_errors=True)
+            _empty(self.scratch)
 
     def op_exec_bare(self, req: dict[str, Any]) -> dict[str, Any]:
         """Run argv with only credentials and region: no shims, no prelude (benchmarks)."""
         creds = req["creds"]
-        rundir = Path(tempfile.mkdtemp(prefix="bare-", dir=self.layout.runs))
         try:
+            home, cwd = self._fresh_scratch()
             env = {
-                **environment.base("/usr/bin:/bin", str(rundir)),
+                **environment.base("/usr/bin:/bin", str(home)),
                 **environment.credentials(creds["access_key_id"], creds["secret_access_key"],
                                           creds["region"]),
                 **environment.NO_CONFIG_FILES,
                 **environment.NO_PAGER,
             }
-            return self._execute(list(req["argv"]), env, rundir, rundir, float(req["timeout"]))
+            return self._execute(list(req["argv"]), env, cwd,
+                                 min(float(req["timeout"]), MAX_TIMEOUT))
         finally:
-            shutil.rmtree(rundir, ignore_errors=True)
+            _empty(self.scratch)
 
     def op_zygote_info(self, req: dict[str, Any]) -> dict[str, Any]:
         """The fork server's state: for tests and diagnostics."""
@@ -223,7 +226,24 @@ class Worker:
         write_sitecustomize(layout.shim_py, self.endpoint_url)
         return layout
 
-    def _snippet_env(self, creds: dict[str, str], home: Path, tmp: Path, *,
+    def _seal_shims(self) -> None:
+        """The shims decide where ``aws`` goes: read-only from here on, also to the commands
+        the fork server runs for a snippet (outside its run's read-only view)."""
+        for root, _dirs, files in os.walk(self.layout.base / "shims"):
+            for name in files:
+                if not os.path.islink(os.path.join(root, name)):
+                    os.chmod(os.path.join(root, name), 0o555)
+            os.chmod(root, 0o555)
+
+    def _fresh_scratch(self) -> tuple[Path, Path]:
+        """An empty scratch with a HOME and a working directory in it."""
+        _empty(self.scratch)
+        home, cwd = self.scratch / "home", self.scratch / "work"
+        home.mkdir()
+        cwd.mkdir()
+        return home, cwd
+
+    def _snippet_env(self, creds: dict[str, str], home: Path, *,
                      fast: bool = False) -> dict[str, str]:
         """The whole environment of a snippet, built from nothing.
 
@@ -253,7 +273,8 @@ class Worker:
         if cli_dir and cli_dir not in path:
             path.append(cli_dir)
         return {
-            **environment.snippet_base(":".join(path), str(home), str(tmp), str(layout.shim_py)),
+            **environment.snippet_base(":".join(path), str(home), str(self.scratch),
+                                     str(layout.shim_py)),
             "BASH_ENV": str(prelude),
             "RUNBOOK_AWS": aws,
             **fast_vars,
@@ -264,98 +285,65 @@ class Worker:
             "AWS_ENDPOINT_URL": self.endpoint_url,
         }
 
-    def _execute(self, argv: list[str], env: dict[str, str], cwd: Path, rundir: Path,
+    def _execute(self, argv: list[str], env: dict[str, str], cwd: Path,
                  timeout: float) -> dict[str, Any]:
-        out_path, err_path = rundir / "stdout", rundir / "stderr"
-        timed_out = False
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            started = time.monotonic()
-            proc = subprocess.Popen(
-                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                start_new_session=True, close_fds=True,
-            )
-            try:
-                rc = _wait(proc, timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                killpg(proc.pid, signal.SIGTERM)
-                try:
-                    _wait(proc, KILL_GRACE)
-                except subprocess.TimeoutExpired:
-                    pass
-                killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                rc = 124
-            seconds = time.monotonic() - started
-        # Whatever the snippet left behind (background jobs, its own process group) goes
-        # now: in our PID namespace everything but us is the snippet's. So does every command
-        # the fork server still runs for it (the real CLI would have been in the process group).
-        killpg(proc.pid, signal.SIGKILL)
-        if self.forkserver is not None:
-            self.forkserver.kill_children()
-        if self.pid_namespace:
-            self._kill_strays()
+        """Run ``argv`` as one limited run (:func:`isolation.limited`): its own user and PID
+        namespaces, nothing writable but the scratch, hard limits; its output capped."""
+        if self.confined:
+            argv = limited(argv, writable=[self.scratch], cwd=cwd)
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+        )
+
+        def stop() -> None:
+            # The run's PID namespace ends with bubblewrap, every process it left included;
+            # the commands the fork server still runs for it are the fork server's children.
+            killpg(proc.pid, signal.SIGKILL)
+            if self.forkserver is not None:
+                self.forkserver.kill_children()
+
+        out = collect(proc, timeout, stop)
         return {
-            "rc": rc,
-            "stdout": _read_capped(out_path),
-            "stderr": _read_capped(err_path),
-            "seconds": seconds,
-            "timed_out": timed_out,
+            "rc": out.rc,
+            "stdout": out.stdout,
+            "stderr": out.stderr,
+            "seconds": time.monotonic() - started,
+            "timed_out": out.timed_out,
+            "over_limit": out.over_limit,
         }
 
-    def _kill_strays(self) -> None:
-        # Everything but us and the fork server is the snippet's (the fork server's children
-        # included: a command the snippet left running).
-        me = os.getpid()
-        spared = {me}
-        forkserver_pid = self.forkserver.running_pid() if self.forkserver is not None else None
-        if forkserver_pid is not None:
-            spared.add(forkserver_pid)
-        for pid in pids():
-            if pid not in spared:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:  # reap what was reparented to us (we are PID 1)
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid != 0:
-                continue
-            # Only the fork server (and the children it is reaping) may be left.
-            if all(p in spared or ppid(p) in spared - {me} for p in pids()):
-                return
-            time.sleep(0.005)
+
+def _empty(directory: Path) -> None:
+    """Remove everything in ``directory``, even what a run made unreadable (it is ours), but
+    not the sandbox's own mounts in it (the project's code, when the project is under /tmp)."""
+    mounted = _holding_mounts(directory)
+    for entry in os.scandir(directory):
+        if entry.name in mounted:
+            continue
+        if not entry.is_dir(follow_symlinks=False):
+            os.unlink(entry.path)
+            continue
+        for root, dirs, _files in os.walk(entry.path):
+            os.chmod(root, 0o700)
+            for name in dirs:
+                path = os.path.join(root, name)
+                if not os.path.islink(path):
+                    os.chmod(path, 0o700)  # before os.walk goes in
+        shutil.rmtree(entry.path)
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:
-    """``proc.wait(timeout)`` that returns as soon as the process ends: Popen.wait polls with
-    sleeps doubling up to 50 ms, which costs a 35 ms snippet 30 ms more."""
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        return proc.wait(timeout=timeout)
-    try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        ready = poller.poll(max(0.0, timeout) * 1000)
-    finally:
-        os.close(pidfd)
-    if not ready:
-        raise subprocess.TimeoutExpired(proc.args, timeout)
-    return proc.wait()
-
-
-def _read_capped(path: Path) -> str:
-    with open(path, "rb") as f:
-        data = f.read(MAX_OUTPUT + 1)
-    text = data[:MAX_OUTPUT].decode("utf-8", errors="replace")
-    if len(data) > MAX_OUTPUT:
-        text += f"\n[runbook sandbox: output cut at {MAX_OUTPUT} bytes]\n"
-    return text
+def _holding_mounts(directory: Path) -> set[str]:
+    """Names in ``directory`` that are or hold a mount point."""
+    prefix = str(directory).rstrip("/") + "/"
+    names = set()
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
+        for line in mountinfo:
+            point = line.split()[4].replace("\\040", " ")
+            if point.startswith(prefix):
+                names.add(point[len(prefix):].split("/", 1)[0])
+    return names
 
 
 def _not_dumpable() -> None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 from runbook.data import placeholders, shell_check
-from runbook.gate.sandbox.isolation import confine
+from runbook.gate.sandbox.isolation import confine, limited
 
 __all__ = [
     "MARKER", "Finding", "aws_line", "bash_syntax", "build_toolbox",
@@ -26,6 +27,7 @@ __all__ = [
 PRELUDE = Path(__file__).resolve().parent / "prelude.sh"
 MARKER = "gatestub"  # what stubbed commands print; values containing it are unknown
 EXPANSION_TIMEOUT = 10.0  # seconds for bash to expand one block
+EXPANSION_SCRATCH = 64 * 1024 * 1024  # bytes an expansion can write in all (its working dir)
 MAX_CALLS_PER_BLOCK = 200
 
 Finding = tuple[int, str]  # (1-based line in the block, message)
@@ -207,9 +209,14 @@ def shellcheck_errors(shellcheck: str | None, snippet: Path, home: Path) -> list
 def expand(bash: str, bindir: Path, prelude: Path, block: Path, snippet: Path, original: str) \
         -> tuple[list[Call], list[Finding]]:
     """Expand the block (``snippet``, in its own directory ``block``) after the prelude, with
-    only the tools of ``bindir``: each distinct aws argv it reached, by the line it is on."""
-    cwd = block / "cwd"
+    only the tools of ``bindir``: each distinct aws argv it reached, by the line it is on.
+
+    The expansion is a limited run in a sandbox. It can write only the calls file and its
+    working directory, a tmpfs of EXPANSION_SCRATCH bytes, whose files the sandbox copies to
+    ``block/cwd`` after it for the CLI parser (``file://`` parameters)."""
+    cwd, kept = block / "cwd", block / "kept"
     cwd.mkdir()
+    kept.mkdir()
     calls_file = block / "calls.bin"
     calls_file.touch()
     env = {
@@ -217,8 +224,11 @@ def expand(bash: str, bindir: Path, prelude: Path, block: Path, snippet: Path, o
         "TZ": "UTC", "TMPDIR": str(cwd), "__GATE_CALLS": str(calls_file),
         "__GATE_SNIPPET": str(snippet),
     }
-    argv = confine([bash, "--noprofile", "--norc", str(prelude)], writable=[block],
-                   readable=[bindir, prelude])
+    run = limited([bash, "--noprofile", "--norc", str(prelude)], writable=[cwd, calls_file],
+                  cwd=cwd)
+    copy_out = '"$@"; /bin/cp -a "$0"/. "$0"/../kept/ 2>/dev/null; exit 0'
+    argv = confine(["/bin/sh", "-c", copy_out, str(cwd), *run], writable=[block],
+                   readable=[bindir, prelude], tmpfs=[(cwd, EXPANSION_SCRATCH)])
     problems: list[Finding] = []
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -234,6 +244,8 @@ def expand(bash: str, bindir: Path, prelude: Path, block: Path, snippet: Path, o
         timed_out = True
     else:
         timed_out = False
+    shutil.rmtree(cwd)  # the host's (empty: the run's was a tmpfs over it)
+    kept.rename(cwd)
     raw = parse_calls(calls_file.read_bytes())
     lines = original.splitlines()
     seen: set[Call] = set()

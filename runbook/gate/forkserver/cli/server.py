@@ -1238,6 +1238,11 @@ def _close(fd):
 
 
 def main(argv):
+    import ctypes
+
+    # Not dumpable (PR_SET_DUMPABLE 0), like the sandbox worker: the commands it runs for a
+    # snippet have the same uid, and must not open its descriptors through /proc.
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
     preload = ()
     if len(argv) == 4 and argv[2] == "--preload":
         preload = [x for x in argv[3].split(",") if x]
