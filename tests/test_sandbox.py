@@ -326,3 +326,11 @@ def test_output_is_capped_and_a_flood_stops_the_run(sb):
     assert len(flood.stderr) < 1_100_000
     after = sb.run("bash", "echo fine", "t")
     assert (after.rc, after.stdout) == (0, "fine\n")
+
+
+def test_a_snippet_cannot_take_the_worker_down(sb):
+    sb.set_credentials(EnvCredentials("t", "123456789012", REGION, "AKIANOTISSUED", "x"))
+    r = sb.run("bash", 'echo "parent $PPID"; kill -9 $PPID 1 2>/dev/null; pkill -9 -f runbook; true', "t")
+    assert r.stdout.startswith("parent 1\n")  # the run's own init: the worker is out of sight
+    after = sb.run("bash", "echo alive", "t")
+    assert (after.rc, after.stdout) == (0, "alive\n")
