@@ -87,9 +87,9 @@ def confine(argv: Sequence[str], *, writable: Sequence[Path] = (), readable: Seq
     ``binds`` (host path, path inside) and ``tmpfs`` (path, size in bytes) mounted read-write;
     ``readable`` are the few hidden paths it needs (the project's code, the interpreter), put
     back read-only. ``tmp_size``: the private /tmp is capped to that many bytes."""
+    # Under /tmp too (a project cloned there): what is put back in them stays read-only.
     hidden = [p for p in dict.fromkeys(["/var/tmp", "/run", "/home", "/root", str(PROJECT),
-                                         os.path.expanduser("~")])
-              if os.path.isdir(p) and not p.startswith("/tmp/")]  # /tmp is a new one already
+                                         os.path.expanduser("~")]) if os.path.isdir(p)]
     new = ["/tmp", *hidden]
 
     def parents(path: Path) -> list[str]:
@@ -110,6 +110,8 @@ def confine(argv: Sequence[str], *, writable: Sequence[Path] = (), readable: Seq
         sandbox += [*parents(Path(inside)), "--bind", str(source), str(inside)]
     for path, size in tmpfs:
         sandbox += ["--size", str(size), "--perms", "1777", "--tmpfs", str(path)]
+    # What is bound into them stays; the rest of them cannot be written (no planted files).
+    sandbox += [a for path in hidden for a in ("--remount-ro", path)]
     sandbox += ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
                 "--", *SANDBOX_LIMITS.prlimit(), *argv]
     if not _as_root():
