@@ -11,7 +11,8 @@ from mkdocs.exceptions import PluginError
 from runbook.data import placeholders
 from runbook.data.load import load_cached
 from runbook.data.model import Catalog
-from runbook.site import build, render
+from runbook.site import build, escalation, render
+from runbook.site import platform_map as platform_map_mod
 
 
 def define_env(env: Any) -> None:
@@ -23,7 +24,8 @@ def define_env(env: Any) -> None:
     env.variables["environments"] = [e.name for e in cat().environments]
 
     def alarm_page(alarm_id: str) -> str:
-        return render.alarm_page(cat(), alarm_id)
+        c = cat()
+        return render.alarm_page(c, alarm_id, escalation.who_to_call(c, c.alarm(alarm_id).severity))
 
     def alarm_index() -> str:
         return render.alarm_index(cat())
@@ -32,7 +34,11 @@ def define_env(env: Any) -> None:
         return render.procedure_page(cat(), page_id)
 
     def escalation_page() -> str:
-        return render.escalation_page(cat())
+        return escalation.escalation_page(cat())
+
+    def platform_map() -> str:
+        """The platform map of the home page (Graphviz SVG, from the inventory and the alarms)."""
+        return platform_map_mod.platform_map(cat())
 
     def command(code: str, lang: str = "bash") -> str:
         """A command written in a page by hand, shown once per environment."""
@@ -43,7 +49,7 @@ def define_env(env: Any) -> None:
         return render.prose(cat(), "{" + name + "}")
 
     macros: tuple[Callable[..., str], ...] = (
-        alarm_page, alarm_index, procedure_page, escalation_page, command, value,
+        alarm_page, alarm_index, procedure_page, escalation_page, platform_map, command, value,
     )
     for macro in macros:
         env.macro(macro)

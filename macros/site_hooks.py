@@ -12,6 +12,7 @@ from mkdocs.structure.files import File, Files
 from runbook.data.load import load_cached
 from runbook.data.model import Catalog
 from runbook.errors import RunbookError
+from runbook.site import render
 
 
 class InvalidData(PluginError, Abort):
@@ -57,3 +58,13 @@ def on_files(files: Files, config: Any) -> Files:
         if files.get_file_from_path(f"alarms/{a.id}.md") is None:
             files.append(File.generated(config, f"alarms/{a.id}.md", content=stub))
     return files
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
+    """Every page with commands opens with the environment switch (alarm pages place their own,
+    under the severity box)."""
+    if 'class="tabbed-set' not in html or "rb-env-switch" in html:
+        return html
+    switch = render.env_switch(_catalog(config))
+    head, sep, rest = html.partition("</h1>")
+    return head + sep + switch + rest if sep else switch + html

@@ -14,10 +14,17 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 
 def _check(args: argparse.Namespace) -> int:
+    from runbook.data.rules import warnings
     from runbook.site.build import site_url
 
     # Alarm descriptions are measured with the site_url they will link to, as the export builds them.
     catalog = load(args.data, site_url(args.mkdocs) if args.mkdocs.is_file() else None)
+    # Warnings (valid but unfinished data, e.g. a placeholder contact) are printed, not failed on.
+    found = warnings(catalog)
+    for w in found:
+        print(w, file=sys.stderr)
+    if found:
+        print(f"{len(found)} warning(s)", file=sys.stderr)
     print(
         f"runbook data OK: {len(catalog.environments)} environments, {len(catalog.alarms)} alarms, "
         f"{len(catalog.pages)} procedure pages, {len(catalog.commands())} commands"

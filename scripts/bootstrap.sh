@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything the Makefile targets need, idempotently: .venv from the pinned
-# requirements, the project itself (editable), the AWS CLI v2 and Chromium from Debian.
+# requirements, the project itself (editable), the AWS CLI v2, Graphviz and Chromium from Debian.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,8 @@ need_apt=()
 if ! /usr/bin/aws --version 2>/dev/null | grep -q '^aws-cli/2\.'; then need_apt+=(awscli); fi
 # The gate runs page code only inside bubblewrap.
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)
+# The home page's platform map is laid out by Graphviz's dot (runbook/site/platform_map.py).
+command -v dot >/dev/null || need_apt+=(graphviz)
 if [[ "${1:-}" == "--test" ]]; then
   command -v chromium >/dev/null || need_apt+=(chromium)
   command -v shellcheck >/dev/null || need_apt+=(shellcheck)

@@ -47,7 +47,8 @@ def test_operator_inputs_render_as_fill_ins_and_are_explained() -> None:
 def test_command_renders_one_annotated_tab_per_environment() -> None:
     cmd = CAT.alarm("lambda-errors").investigation[0].commands[0]
     md = render.command_markdown(CAT, cmd)
-    assert [line for line in md.splitlines() if line.startswith("===")] == ['=== "dev"', '=== "prod"']
+    # `===!`: the command's own tab set, never merged with the next command's
+    assert [line for line in md.splitlines() if line.startswith("===")] == ['===! "dev"', '=== "prod"']
     annotations = [line.strip() for line in md.splitlines() if "<!-- runbook:" in line]
     assert len(annotations) == 2
     meta = json.loads(annotations[0].removeprefix("<!-- runbook: ").removesuffix(" -->"))
@@ -57,6 +58,43 @@ def test_command_renders_one_annotated_tab_per_environment() -> None:
 def test_prose_labels_values_that_differ_between_environments() -> None:
     assert render.prose(CAT, "in {region}") == "in us-east-1"
     assert render.prose(CAT, "{lambda_error_rate_pct}%") == "5 (dev) / 1 (prod)%"
+
+
+def test_a_command_in_prose_is_one_whole_command_per_environment() -> None:
+    text = render.prose(CAT, "run `aws lambda get-function --function-name {lead_handler}` first")
+    assert "(dev)" not in text and " / " not in text
+    assert ('<code class="rb-per-env" data-rb-env="dev">aws lambda get-function --function-name '
+            'kanjona-dev-lead-handler</code>') in text
+    assert 'data-rb-env="prod">aws lambda get-function --function-name kanjona-prod-lead-handler<' in text
+    assert render.prose(CAT, "`aws s3 ls --region {region}`") == "`aws s3 ls --region us-east-1`"
+
+
+def test_console_links_are_urls_of_the_alarms_region() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    for alarm in CAT.alarms:
+        for env in CAT.environments:
+            links = render.console_links(CAT, alarm, env.name)
+            assert "alarm" in links and "dashboard" in links
+            for url in links.values():
+                parts = urlsplit(url)
+                assert parts.scheme == "https" and parts.netloc == f"{env.region}.console.aws.amazon.com"
+                assert parse_qs(parts.query) == {"region": [env.region]}
+                assert " " not in url and "{" not in url and "<" not in url
+            name = render.per_env(CAT, alarm.name)[env.name]
+            assert links["alarm"].endswith("#alarmsV2:alarm/" + name)
+    logs = render.console_links(CAT, CAT.alarm("lambda-errors"), "prod")["logs"]
+    assert logs.endswith("#logsV2:log-groups/log-group/$252Faws$252Flambda$252Fkanjona-prod-lead-handler")
+
+
+def test_every_alarm_page_starts_with_is_it_still_firing() -> None:
+    for alarm in CAT.alarms:
+        md = render.alarm_page(CAT, alarm.id)
+        investigation = md.split("## Investigation {#investigation}\n", 1)[1]
+        assert investigation.lstrip().startswith("1. **Is it still firing?**")
+        assert f"describe-alarms --alarm-names {render.per_env(CAT, alarm.name)['prod']}" in md
+        assert md.count("## ") == len(set(line for line in md.splitlines() if line.startswith("## ")))
+        assert render.prose(CAT, alarm.summary) in md and md.count(render.prose(CAT, alarm.summary)) == 1
 
 
 PAGE = """---

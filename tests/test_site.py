@@ -46,7 +46,7 @@ def test_alarm_pages_show_severity_and_all_sections(built_site: BuiltSite) -> No
     for alarm in CATALOG.alarms:
         html = (built_site.site_dir / "alarms" / alarm.id / "index.html").read_text(encoding="utf-8")
         assert f'rb-sev rb-sev-{alarm.severity}"' in html
-        for anchor in ("what-it-means", "severity", "investigation", "resolution", "related-alarms"):
+        for anchor in ("investigation", "resolution", "what-it-watches", "who-to-call", "related-alarms"):
             assert f'id="{anchor}"' in html, f"{alarm.id} lacks section {anchor}"
 
 

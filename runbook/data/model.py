@@ -62,6 +62,10 @@ class Environment(Node):
     values: dict[Ident, str | Number] = {}
     # SNS topic name (in this environment's account and region) notified per severity.
     alarm_topics: dict[Severity, str]
+    # The environment a fresh reader's commands are for (exactly one has it).
+    default: bool = False
+    # Production: its commands stand out wherever it is chosen.
+    production: bool = False
 
 
 class EnvironmentsFile(Node):
@@ -341,11 +345,33 @@ class Tier(Node):
     title: str
     duties: list[str]
     escalate_after: str = ""
+    # Severities this tier is engaged for (empty: all of them), in the order of `path`.
+    severities: list[Severity] = []
+
+
+# Whole contact values that hold a place instead of reaching anyone (besides empty, [...] and <...>).
+_UNSET_WORDS = frozenset({"tbd", "todo", "fixme", "n/a", "na", "none", "-", "?", "..."})
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether a contact value is a stand-in such as the seed's "[PagerDuty/Opsgenie link]": empty,
+    bracketed as a whole ([...] or <...>), or a word like TBD."""
+    v = value.strip()
+    return not v or (v[0], v[-1]) in {("[", "]"), ("<", ">")} or v.lower() in _UNSET_WORDS
 
 
 class Contact(Node):
-    channel: str
-    value: str
+    """One way to reach the team. A placeholder value means "not configured": `runbook check`
+    warns at its line, the pages say so instead of showing it."""
+
+    channel: str  # what it is: On-Call, Slack Channel, Email...
+    value: str = ""  # what a reader sees: a channel name, an address, a number
+    # Where it leads, when it can be opened (a schedule, the channel); an email address links by itself.
+    url: Annotated[str | None, Field(pattern=r"^(https?://|mailto:|tel:)[^\s()<>]+$")] = None
+
+    @property
+    def configured(self) -> bool:
+        return not is_placeholder(self.value)
 
 
 class EscalationFile(Node):
@@ -353,6 +379,17 @@ class EscalationFile(Node):
     path: list[Tier]
     contacts: list[Contact]
     contacts_note: str = ""
+
+    def level(self, severity: str) -> SeverityLevel:
+        """The level an alarm severity maps onto (every severity has one: checked at load time)."""
+        for lv in self.severity_levels:
+            if lv.severity == severity:
+                return lv
+        raise KeyError(severity)
+
+    def ladder(self, severity: str) -> list[Tier]:
+        """The tiers engaged for `severity`, in order."""
+        return [t for t in self.path if not t.severities or severity in t.severities]
 
 
 # ---------------------------------------------------------------- the catalog
@@ -395,7 +432,8 @@ class Catalog:
 
     @property
     def default_env(self) -> Environment:
-        return self.environments[0]
+        """The one declared `default: true` (the first, while the data is being checked)."""
+        return next((e for e in self.environments if e.default), self.environments[0])
 
     def scope(self, env: str) -> dict[str, str]:
         """Placeholder values for one environment (cached)."""

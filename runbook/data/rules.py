@@ -51,6 +51,13 @@ def cross_check(
         if e.name in seen_env:
             problems.append(Problem(at(e), f"duplicate environment '{e.name}'"))
         seen_env[e.name] = e
+    defaults = [e for e in cat.environments if e.default]
+    if not defaults:
+        problems.append(Problem(at(cat.environments[0]), "no environment is `default: true`: "
+                                "declare the one a fresh reader's commands are for"))
+    for e in defaults[1:]:
+        problems.append(Problem(at(e), f"environment '{e.name}' is `default: true`, and so is "
+                                       f"'{defaults[0].name}': only one can be"))
     all_keys = sorted({k for e in cat.environments for k in e.values})
     for e in cat.environments:
         for k in all_keys:
@@ -159,16 +166,38 @@ def cross_check(
         if p.page in page_ids or p.page == "alarms":
             problems.append(Problem(at(p), f"duplicate page '{p.page}'"))
         page_ids[p.page] = p
-    levels = {lvl.severity for lvl in cat.escalation.severity_levels}
+    levels: set[str] = set()
+    for i, lvl in enumerate(cat.escalation.severity_levels):
+        if lvl.severity in levels:
+            problems.append(Problem(cat.escalation.loc_of("severity_levels", i) or at(cat.escalation),
+                                    f"severity '{lvl.severity}' has more than one escalation level"))
+        levels.add(lvl.severity)
     for sev in SEVERITIES:
         if sev not in levels:
             problems.append(Problem(at(cat.escalation), f"severity '{sev}' has no escalation level"))
+        elif not cat.escalation.ladder(sev):
+            problems.append(Problem(cat.escalation.loc_of("path") or at(cat.escalation),
+                                    f"severity '{sev}' engages no tier of the escalation path"))
 
     # What the export and the gate's static tier would reject: long descriptions, shell syntax.
     if site_url is not None:  # export-alarms measures them itself, in the environment it exports
         problems += alarm_text.description_problems(cat, site_url)
     problems += shell_check.check(cat)
     return problems
+
+
+def warnings(cat: Catalog) -> list[Problem]:
+    """What is valid but unfinished, as located `warning: ...` lines: a placeholder contact
+    (the pages show it as "not configured"). Warnings do not fail `runbook check` or the build."""
+    problems = []
+    for i, c in enumerate(cat.escalation.contacts):
+        if c.configured:
+            continue
+        loc = c.loc_of("value") or cat.escalation.loc_of("contacts", i) or Loc("runbook_data")
+        shown = f"'{c.value.strip()}' is a placeholder" if c.value.strip() else "it has no value"
+        problems.append(Problem(loc, f"warning: contact '{c.channel}' is not configured: {shown}; "
+                                     f"pages show it as not configured until it is set"))
+    return sorted(problems)
 
 
 def problems_in(text: str, known: set[str]) -> bool:

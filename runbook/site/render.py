@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import html
+import re
 import textwrap
 from collections.abc import Iterable
+from urllib.parse import quote
 
 from runbook.data import placeholders
 from runbook.data.model import (
     AdmonitionBlock,
+    Alarm,
     Block,
     Catalog,
     CodeBlock,
@@ -74,7 +78,23 @@ def prose(cat: Catalog, text: str) -> str:
             return next(iter(values.values()))
         return " / ".join(f"{v} ({env})" for env, v in values.items())
 
+    def span(m: re.Match[str]) -> str:
+        # A command in a code span differs per environment: one span per environment, each
+        # shown with its own tab choice, never "a (dev) / b (prod)" inside one command.
+        code = m.group(0)
+        names = {p.group(1) for p in placeholders.PLACEHOLDER.finditer(code)} - set(cat.inputs)
+        if all(len({cat.scope(e.name).get(n) for e in cat.environments}) == 1 for n in names):
+            return placeholders.PLACEHOLDER.sub(lambda p: one(p.group(1)), code)
+        return "".join(
+            f'<code class="rb-per-env" data-rb-env="{e}">{html.escape(v)}</code>'
+            for e, v in per_env(cat, code.strip("`")).items()
+        )
+
+    text = _CODE_SPAN.sub(span, text)
     return placeholders.PLACEHOLDER.sub(lambda m: one(m.group(1)), text)
+
+
+_CODE_SPAN = re.compile(r"`[^`\n]+`")
 
 
 def severity_badge(severity: str) -> str:
@@ -93,15 +113,8 @@ def command_markdown(cat: Catalog, cmd: Command) -> str:
         origin=_origin(cmd), skip=cmd.skip or None, xfail=cmd.xfail or None, expect=tuple(cmd.expect),
         stream=cmd.stream, timeout=cmd.timeout, mutates=cmd.mutates,
     ).comment()
-    codes = per_env(cat, cmd.code.rstrip("\n"))
-    for env in cat.environments:
-        if cmd.only and env.name not in cmd.only:
-            body = f"Not applicable in {env.name}: this command applies to {', '.join(cmd.only)} only.\n"
-        else:
-            body = f"{marker}\n```{cmd.lang}\n{codes[env.name]}\n```\n"
-        parts.append(f'=== "{env.name}"\n\n{_indent(body)}')
     inputs = sorted({m.group(1) for m in placeholders.find(cmd.code) if m.group(1) in cat.inputs})
-    if inputs:
+    if inputs:  # before the block: read before pasting
         lines = ['!!! question "Fill in before running"']
         for name in inputs:
             spec = cat.inputs[name]
@@ -110,6 +123,15 @@ def command_markdown(cat: Catalog, cmd: Command) -> str:
                 f"*How to find it:* {prose(cat, spec.how_to_find)}"
             )
         parts.append("\n".join(lines) + "\n")
+    codes = per_env(cat, cmd.code.rstrip("\n"))
+    for i, env in enumerate(cat.environments):
+        if cmd.only and env.name not in cmd.only:
+            body = f"Not applicable in {env.name}: this command applies to {', '.join(cmd.only)} only.\n"
+        else:
+            body = f"{marker}\n```{cmd.lang}\n{codes[env.name]}\n```\n"
+        # `===!` starts a tab set of its own: two commands in a row never merge into one
+        opener = "===!" if i == 0 else "==="
+        parts.append(f'{opener} "{env.name}"\n\n{_indent(body)}')
     return "\n".join(parts)
 
 
@@ -200,25 +222,114 @@ def metric_text(cat: Catalog, m: Metric) -> str:
     return f"`{m.namespace}` `{m.name}` ({dims}), {stat} over {m.period} s"
 
 
-def alarm_page(cat: Catalog, alarm_id: str) -> str:
+def env_switch(cat: Catalog, names: dict[str, str] | None = None) -> str:
+    """The "Commands for" switch at the top of a page with commands; it also carries what the
+    page's script needs: each environment's title, the default, production, and on an alarm
+    page the alarm's name in each environment (a search hit by that name opens it there)."""
+    links = []
+    for e in cat.environments:
+        attrs = {"href": f"?env={e.name}", "data-env": e.name, "data-title": e.title}
+        if e.production:
+            attrs["data-production"] = ""
+        if names:
+            attrs["data-name"] = names[e.name]
+        attr_text = " ".join(f'{k}="{html.escape(v)}"' if v else k for k, v in attrs.items())
+        links.append(f"<a {attr_text}>{html.escape(e.title)} <code>{e.name}</code></a>")
+    return (f'<nav class="rb-env-switch" aria-label="Environment of the commands" '
+            f'data-default="{cat.default_env.name}"><span class="rb-env-switch-label">Commands for:'
+            f"</span> {' '.join(links)}</nav>\n")
+
+
+def console_links(cat: Catalog, a: Alarm, env: str) -> dict[str, str]:
+    """Console links of the alarm in `env`: the alarm, its log group (where its metric names
+    one), the dashboard. Each a URL of the environment's region."""
+    region = cat.env(env).region
+    base = f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+    scope = cat.scope(env)
+    out = {"alarm": f"{base}#alarmsV2:alarm/{quote(per_env(cat, a.name)[env], safe='')}"}
+    group = alarm_log_group(cat, a)
+    if group is not None:
+        name = placeholders.substitute(group, scope, lambda n: f"<{n}>")
+        out["logs"] = f"{base}#logsV2:log-groups/log-group/{quote(name, safe='').replace('%', '$25')}"
+    dashboards = [k for k, r in cat.resources.items() if r.type == "dashboard"]
+    if dashboards:
+        out["dashboard"] = f"{base}#dashboards/dashboard/{quote(scope[dashboards[0]], safe='')}"
+    return out
+
+
+def alarm_log_group(cat: Catalog, a: Alarm) -> str | None:
+    """The log group (a pattern) where the alarm's errors are: its function's, or the API's."""
+    metrics = [a.metric] if a.metric else [q.metric for q in a.metrics if q.metric]
+    for m in metrics:
+        assert m is not None
+        function = m.dimensions.get("FunctionName")
+        if function:
+            return "/aws/lambda/" + function
+        if m.namespace == "AWS/ApiGateway":
+            groups = [r.name for r in cat.resources.values() if r.type == "log_group" and "api" in r.name]
+            if groups:
+                return groups[0]
+    return None
+
+
+def still_firing(cat: Catalog, a: Alarm) -> Step:
+    """The first step of every alarm page: the alarm's state now, and its recent history."""
+    state = Command.model_validate({
+        "caption": "State, reason and since when:",
+        "shell": f"aws cloudwatch describe-alarms --alarm-names {a.name} \\\n"
+                 "  --query 'MetricAlarms[0].{State: StateValue, Since: StateUpdatedTimestamp, "
+                 "Reason: StateReason}'",
+        "expect": ["State", "Since"],
+    })
+    history = Command.model_validate({
+        "caption": "Its last state changes:",
+        "shell": f"aws cloudwatch describe-alarm-history --alarm-name {a.name} \\\n"
+                 "  --history-item-type StateUpdate --max-items 10 \\\n"
+                 "  --query 'AlarmHistoryItems[].[Timestamp, HistorySummary]' --output table",
+        "xfail": "moto does not implement DescribeAlarmHistory",
+    })
+    at = {"anchor": a.anchor}  # a problem with them is the alarm's: its YAML line
+    return Step.model_validate({"text": "**Is it still firing?**"}).model_copy(
+        update={"commands": [state.model_copy(update=at), history.model_copy(update=at)], **at})
+
+
+def _console_table(cat: Catalog, a: Alarm) -> str:
+    labels = {"alarm": "Alarm", "logs": "Logs", "dashboard": "Dashboard"}
+    rows = []
+    for e in cat.environments:
+        links = console_links(cat, a, e.name)
+        rows.append([f"{e.title} (`{e.name}`)",
+                     " · ".join(f"[{labels[k]}]({url})" for k, url in links.items())])
+    return "In the console:\n\n" + _table(["Environment", "CloudWatch console"], rows)
+
+
+def alarm_page(cat: Catalog, alarm_id: str, contacts: str = "") -> str:
+    """The page the alarm links to: on top, what is needed first (severity, response time,
+    what it means, the environment and the first command); the details after."""
     a = cat.alarm(alarm_id)
     group = cat.group_of(alarm_id)
     level = next(lv for lv in cat.escalation.severity_levels if lv.severity == a.severity)
     sign = COMPARISON[a.comparison]
+    names = per_env(cat, a.name)
     out = [
         f'!!! {SEVERITY_ADMONITION[a.severity]} "{a.severity.capitalize()} · {level.level} · '
         f'respond within {level.response_time}"\n',
         _indent(prose(cat, a.summary)) + "\n",
+        env_switch(cat, names),
+        "## Investigation {#investigation}\n",
     ]
-    rows = []
-    for env in cat.environments:
-        name = per_env(cat, a.name)[env.name]
-        topic = env.alarm_topics[a.severity]
-        rows.append([f"{env.title} (`{env.name}`)", f"`{name}`", f"{sign} {cat.threshold(a, env.name)}", f"`{topic}`"])
-    out.append(_table(["Environment", "CloudWatch alarm", "Threshold", "Notifies (SNS)"], rows))
+    out.append(_step(cat, 1, still_firing(cat, a)) + "\n" + _indent(_console_table(cat, a)))
+    out += [_step(cat, i, step) for i, step in enumerate(a.investigation, 2)]
+    out.append("## Resolution {#resolution}\n")
+    for r in a.resolution:
+        body = f"- **{prose(cat, r.when)}**: {prose(cat, r.action)}\n"
+        if r.commands:
+            body += "\n" + _indent(commands_markdown(cat, r.commands))
+        out.append(body)
 
-    out.append("## What it means {#what-it-means}\n")
-    out.append(prose(cat, a.summary) + (" " + prose(cat, a.description) if a.description else "") + "\n")
+    out.append("## What it watches {#what-it-watches}\n")
+    if a.description:
+        out.append(prose(cat, a.description) + "\n")
     if a.impact:
         out.append(f"**Impact:** {prose(cat, a.impact)}\n")
     if a.metric:
@@ -236,19 +347,16 @@ def alarm_page(cat: Catalog, alarm_id: str) -> str:
         f"{a.datapoints_to_alarm or a.evaluation_periods} of {a.evaluation_periods} period(s); "
         f"missing data is treated as `{a.treat_missing_data}`.\n"
     )
-    out.append("## Severity {#severity}\n")
-    out.append(
+    rows = []
+    for env in cat.environments:
+        topic = env.alarm_topics[a.severity]
+        rows.append([f"{env.title} (`{env.name}`)", f"`{names[env.name]}`",
+                     f"{sign} {cat.threshold(a, env.name)}", f"`{topic}`"])
+    out.append(_table(["Environment", "CloudWatch alarm", "Threshold", "Notifies (SNS)"], rows))
+    out.append("## Who to call {#who-to-call}\n")
+    out.append(contacts or (
         f"{severity_badge(a.severity)} **{level.level}**: respond within {level.response_time}. "
-        f"{level.notify}. Escalation path: [Escalation](../escalation.md).\n"
-    )
-    out.append("## Investigation {#investigation}\n")
-    out.append(steps_markdown(cat, a.investigation))
-    out.append("## Resolution {#resolution}\n")
-    for r in a.resolution:
-        body = f"- **{prose(cat, r.when)}**: {prose(cat, r.action)}\n"
-        if r.commands:
-            body += "\n" + _indent(commands_markdown(cat, r.commands))
-        out.append(body)
+        f"{level.notify}. Escalation path: [Escalation](../escalation.md).\n"))
     out.append("## Related alarms {#related-alarms}\n")
     if a.related:
         for rel in a.related:
@@ -276,28 +384,4 @@ def alarm_index(cat: Catalog) -> str:
                 + [f"`{names[e.name]}`" for e in envs]
             )
         out.append(_table(["Alarm", "Severity", "Service"] + [f"Name in {e.name}" for e in envs], rows))
-    return "\n".join(out)
-
-
-def escalation_page(cat: Catalog) -> str:
-    esc = cat.escalation
-    out = ["## Severity Levels {#severity-levels}\n"]
-    rows = []
-    for lv in esc.severity_levels:
-        alarms = [a for a in cat.alarms if a.severity == lv.severity]
-        links = ", ".join(f"[{a.title}](alarms/{a.id}.md)" for a in alarms) or "—"
-        rows.append(
-            [f"{lv.level} - {severity_badge(lv.severity)}", lv.response_time, lv.examples, lv.notify, links]
-        )
-    out.append(_table(["Level", "Response Time", "Examples", "Notify", "Alarms"], rows))
-    out.append("## Escalation Path {#escalation-path}\n")
-    for i, tier in enumerate(esc.path, 1):
-        body = "".join(f"    - {d}\n" for d in tier.duties)
-        if tier.escalate_after:
-            body += f"    - Escalate after {tier.escalate_after}\n"
-        out.append(f"{i}. **{tier.level} - {tier.title}**\n\n{body}")
-    out.append("## Contact Information {#contact-information}\n")
-    if esc.contacts_note:
-        out.append(esc.contacts_note + "\n")
-    out.append("\n".join(f"- {c.channel}: {c.value}" for c in esc.contacts) + "\n")
     return "\n".join(out)
