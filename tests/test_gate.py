@@ -15,6 +15,7 @@ import pytest
 
 from runbook.data.load import load_cached
 from runbook.gate import run as gate
+from runbook.site.render import still_firing
 
 from .conftest import ROOT, aws_cli_path, require_aws_cli, require_isolation
 
@@ -87,6 +88,8 @@ def test_every_block_of_every_environment_is_collected(gate_plan: gate.Plan) -> 
     # As many runnable blocks as the data and the pages say, not found by the extraction itself:
     # each data command once per environment it applies to, each hand-written one once per env.
     from_data = sum(len(cmd.only) if cmd.only else len(ENVS) for cmd in CATALOG.commands())
+    # Every alarm page opens with "Is it still firing?": its generated commands, per environment.
+    from_data += sum(len(still_firing(CATALOG, a).commands) * len(ENVS) for a in CATALOG.alarms)
     by_hand = sum(len(COMMAND_MACRO.findall(p.read_text(encoding="utf-8"))) for p in (ROOT / "docs").rglob("*.md"))
     executable = [s for s in snippets if s.executable]
     assert len(executable) == from_data + by_hand * len(ENVS)

@@ -123,7 +123,10 @@ def confine(argv: Sequence[str], *, writable: Sequence[Path] = (), readable: Seq
     _chown_tree([*writable, *(source for source, _ in binds)])
     sources = [a for source, _ in binds for a in (*parents(source), "--bind", str(source), str(source))]
     reach = [_tool("bwrap"), "--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev",
-             "--dev-bind", "/proc", "/proc", "--tmpfs", "/tmp", *view, *sources, "--die-with-parent",
+             "--dev-bind", "/proc", "/proc", "--tmpfs", "/tmp", *view, *sources,
+             # Its own PID namespace, whose end takes everything in it: the kernel forgets
+             # --die-with-parent of whatever changes its uid (setpriv).
+             "--unshare-pid", "--die-with-parent",
              "--cap-drop", "ALL", *(a for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
                                     for a in ("--cap-add", cap))]
     drop = [_tool("setpriv"), f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
