@@ -260,3 +260,14 @@ def test_who_to_call_is_on_every_alarm_page_and_a_placeholder_is_not_a_link(serv
         assert level.response_time in section["text"], alarm.id
         assert "PagerDuty/Opsgenie link" not in section["text"]
         assert section["missing"] and set(section["missing"]) == {"span"}, (alarm.id, section)
+
+
+def test_dark_mode_follows_the_os_and_the_toggle_still_works(server: str, browser: Any) -> None:  # noqa: F811
+    for os_scheme, first, toggled in (("dark", "slate", "default"), ("light", "default", "slate")):
+        context = browser.new_context(color_scheme=os_scheme)
+        pg = context.new_page()
+        open_page(pg, f"{server}/alarms/lambda-errors/")
+        assert pg.evaluate("() => document.body.getAttribute('data-md-color-scheme')") == first
+        pg.locator("label.md-header__button[for^='__palette']:visible").first.click()
+        pg.wait_for_function(f"() => document.body.getAttribute('data-md-color-scheme') === '{toggled}'")
+        context.close()
