@@ -40,9 +40,10 @@ def define_env(env: Any) -> None:
         """The platform map of the home page (Graphviz SVG, from the inventory and the alarms)."""
         return platform_map_mod.platform_map(cat())
 
-    def command(code: str, lang: str = "bash") -> str:
-        """A command written in a page by hand, shown once per environment."""
-        return render.adhoc_command(cat(), code, lang)
+    def command(code: str, lang: str = "bash", gnu_only: str | None = None) -> str:
+        """A command written in a page by hand, shown once per environment (`gnu_only`: the
+        reason it uses a form only GNU tools take)."""
+        return render.adhoc_command(cat(), code, lang, gnu_only)
 
     def value(name: str) -> str:
         """An environment value in prose (labelled per environment where they differ)."""

@@ -48,7 +48,7 @@ def test_multiline_filter_log_events_with_date_passes(checker):
     code = (
         "aws logs filter-log-events \\\n"
         "  --log-group-name /aws/lambda/orders-api \\\n"
-        "  --start-time \"$(date -d '1 hour ago' +%s)000\" \\\n"
+        "  --start-time \"$(( ($(date +%s) - 3600) * 1000 ))\" \\\n"
         "  --filter-pattern ERROR\n"
     )
     before = int(time.time()) - 3600

@@ -133,12 +133,22 @@ class Command(Node):
     mutates: bool | None = None
     # Environments the command applies to (empty: all), e.g. a restore that only prod supports.
     only: list[Slug] = []
+    # The command deliberately uses a form only GNU (Linux) tools take, for this reason: the
+    # portability check (runbook.data.portable) lets it pass. Without it, such a form is an error.
+    gnu_only: str | None = None
 
     @field_validator("shell", "python")
     @classmethod
     def _not_blank(cls, v: str | None) -> str | None:
         if v is not None and not v.strip():
             raise ValueError("code must not be empty")
+        return v
+
+    @field_validator("gnu_only")
+    @classmethod
+    def _reason(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("give the reason the command cannot be written for both GNU and BSD/macOS")
         return v
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from runbook.data import alarm_text, placeholders, shell_check
+from runbook.data import alarm_text, placeholders, portable, shell_check
 from runbook.data.model import SEVERITIES, Alarm, Catalog, Environment, PageFile
 from runbook.data.yaml_reader import LOC_KEY, PathKey, Source
 from runbook.errors import Loc, Problem
@@ -179,10 +179,12 @@ def cross_check(
             problems.append(Problem(cat.escalation.loc_of("path") or at(cat.escalation),
                                     f"severity '{sev}' engages no tier of the escalation path"))
 
-    # What the export and the gate's static tier would reject: long descriptions, shell syntax.
+    # What the export and the gate's static tier would reject: long descriptions, shell syntax,
+    # forms that work on Linux but not on macOS (or the reverse).
     if site_url is not None:  # export-alarms measures them itself, in the environment it exports
         problems += alarm_text.description_problems(cat, site_url)
     problems += shell_check.check(cat)
+    problems += portable.check(cat)
     return problems
 
 

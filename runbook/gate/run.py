@@ -256,7 +256,7 @@ class Lane:
         if s.lang == "python":
             problems = self.checker.check_python(text)
         else:
-            problems, calls = self.checker.check_shell(text)
+            problems, calls = self.checker.check_shell(text, portable=s.annotation.gnu_only is None)
         base.static_seconds = time.perf_counter() - start
         base.aws_calls = len(calls)
         if problems:

@@ -31,6 +31,7 @@ class Annotation:
     stream: bool = False  # never ends by itself (`logs tail --follow`): judged on what it printed
     timeout: float = DEFAULT_TIMEOUT
     mutates: bool | None = None  # changes state; None: the gate decides from the calls
+    gnu_only: str | None = None  # uses a GNU-only form on purpose, for this reason: not a portability failure
 
     def comment(self) -> str:
         """The marker line: origin always, every other field only where it is not the default."""
@@ -65,7 +66,9 @@ def _typed(key: str, value: Any, where: str) -> Any:
     def wrong(expected: str) -> AnnotationError:
         return AnnotationError(f"{where}: runbook annotation '{key}' must be {expected}, got {json.dumps(value)}")
 
-    if key in ("origin", "skip", "xfail"):
+    if key == "gnu_only" and not (isinstance(value, str) and value.strip()):
+        raise wrong("the reason the command cannot be written for both GNU and BSD/macOS")
+    if key in ("origin", "skip", "xfail", "gnu_only"):
         if value is not None and not isinstance(value, str):
             raise wrong("a string")
         return value or None

@@ -111,7 +111,7 @@ def command_markdown(cat: Catalog, cmd: Command) -> str:
         parts.append(prose(cat, cmd.caption) + "\n")
     marker = Annotation(
         origin=_origin(cmd), skip=cmd.skip or None, xfail=cmd.xfail or None, expect=tuple(cmd.expect),
-        stream=cmd.stream, timeout=cmd.timeout, mutates=cmd.mutates,
+        stream=cmd.stream, timeout=cmd.timeout, mutates=cmd.mutates, gnu_only=cmd.gnu_only,
     ).comment()
     inputs = sorted({m.group(1) for m in placeholders.find(cmd.code) if m.group(1) in cat.inputs})
     if inputs:  # before the block: read before pasting
@@ -139,10 +139,14 @@ def commands_markdown(cat: Catalog, commands: Iterable[Command]) -> str:
     return "\n".join(command_markdown(cat, c) for c in commands)
 
 
-def adhoc_command(cat: Catalog, code: str, lang: str = "bash") -> str:
-    """A command written in a hand-made page (through the `command` macro)."""
+def adhoc_command(cat: Catalog, code: str, lang: str = "bash", gnu_only: str | None = None) -> str:
+    """A command written in a hand-made page (through the `command` macro); `gnu_only`: why it
+    uses a form only GNU tools take (as in the data)."""
     key = "python" if lang == "python" else "shell"
-    return command_markdown(cat, Command.model_validate({key: code}))
+    fields: dict[str, str] = {key: code}
+    if gnu_only is not None:
+        fields["gnu_only"] = gnu_only
+    return command_markdown(cat, Command.model_validate(fields))
 
 
 # ------------------------------------------------------------------ blocks and sections

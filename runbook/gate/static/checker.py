@@ -1,7 +1,8 @@
 """Static tier of the verification gate: check runbook code blocks without AWS.
 
 No network, no credentials, no AWS account: a shell block is syntax-checked (``bash -n``,
-optionally ``shellcheck -S error``), scanned for unresolved placeholders, then *expanded*
+optionally ``shellcheck -S error``), scanned for unresolved placeholders and for options only
+GNU (or only BSD/macOS) tools take (:mod:`runbook.data.portable`), then *expanded*
 by real bash in a sandbox where ``aws`` is a function that records its exact argv
 (:mod:`.shell`). Each ``aws`` argv is validated by the AWS CLI v2 itself (:mod:`.cli` finds
 it), in a persistent worker process (``awscli/worker.py``) running under the CLI's own
@@ -266,7 +267,9 @@ class StaticChecker:
         return problems
 
     # -- shell --------------------------------------------------------------------------
-    def check_shell(self, code: str) -> tuple[list[StaticProblem], list[AwsCall]]:
+    def check_shell(self, code: str, *, portable: bool = True) -> tuple[list[StaticProblem], list[AwsCall]]:
+        """Problems of a shell block, and its aws calls. ``portable``: report forms that only
+        GNU (or only BSD/macOS) tools take; False for a block marked ``gnu_only``."""
         problems: list[StaticProblem] = []
         problems.extend(find_placeholders(code))
         runnable, tokens = shell.neutralise_placeholders(code)
@@ -284,9 +287,11 @@ class StaticChecker:
             if syntax:
                 return _sorted(problems), []
             problems.extend(_problems(shell.shellcheck_errors(self._shellcheck, snippet, self._root)))
-            raw_calls, expansion_problems = shell.expand(self._bash, self._bin, self._prelude,
-                                                         block, snippet, code)
+            raw_calls, expansion_problems, tools = shell.expand(self._bash, self._bin, self._prelude,
+                                                                block, snippet, code)
             problems.extend(_problems(expansion_problems))
+            if portable:
+                problems.extend(_problems(shell.portability(code, tools)))
             calls: list[AwsCall] = []
             for line, argv in raw_calls:
                 answer = self.validate_aws(argv, cwd=str(block / "cwd"))

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Read by runbook/gate/static/shell.py; run as `bash --noprofile --norc prelude.sh` with
-# __GATE_SNIPPET (the block) and __GATE_CALLS (where each aws argv is appended).
+# __GATE_SNIPPET (the block), __GATE_CALLS (where each aws argv is appended, and each argv of
+# a __GATE_RECORD tool).
 # Static gate prelude: expands a snippet, recording each aws argv. Never calls AWS.
 shopt -s expand_aliases
 __gate_mark=gatestub
@@ -118,6 +119,18 @@ read() {  # stdin is /dev/null: an interactive prompt gets the marker once per l
   # shellcheck disable=SC2162  # the snippet's own options
   builtin read "$@"
 }
+# Tools whose options differ between GNU and BSD/macOS (__GATE_RECORD: runbook/data/portable.py's
+# TOOLS): each call's argv is recorded as bash expanded it, then the call goes on as before.
+__gate_record() { printf '%s\0' TOOL "$(__gate_where)" "$#" "$@" >> "$__GATE_CALLS"; }
+for __t in $__GATE_RECORD; do
+  if declare -F "$__t" >/dev/null; then  # already a function above: keep it under another name
+    __f=$(declare -f "$__t"); eval "__gate_orig_$__f"
+    eval "$__t() { __gate_record $__t \"\$@\"; __gate_orig_$__t \"\$@\"; }"
+  else
+    eval "$__t() { __gate_record $__t \"\$@\"; builtin command $__t \"\$@\"; }"
+  fi
+done
+unset __t __f
 # errexit/nounset would stop the expansion at the first harmless failure.
 set -o functrace
 trap 'builtin set +eu' DEBUG

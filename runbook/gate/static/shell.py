@@ -15,13 +15,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from runbook.data import placeholders, shell_check
+from runbook.data import placeholders, portable, shell_check
 from runbook.gate.sandbox.isolation import confine, limited
 
 __all__ = [
-    "MARKER", "Finding", "aws_line", "bash_syntax", "build_toolbox",
-    "expand", "find_placeholders", "neutralise_placeholders", "restore_placeholders",
-    "shellcheck_errors",
+    "MARKER", "Finding", "aws_line", "bash_syntax", "build_toolbox", "call_line",
+    "expand", "find_placeholders", "neutralise_placeholders", "portability",
+    "restore_placeholders", "shellcheck_errors",
 ]
 
 PRELUDE = Path(__file__).resolve().parent / "prelude.sh"
@@ -60,12 +60,14 @@ def build_toolbox(root: Path) -> Path:
     return bindir
 
 
-def parse_calls(data: bytes) -> list[tuple[int, tuple[str, ...]]]:
+def parse_records(data: bytes) -> list[tuple[str, int, tuple[str, ...]]]:
+    """(kind, line, argv) of each record of the calls file: CALL (an aws argv without "aws"),
+    TOOL (the argv of a tool whose options differ between GNU and BSD, its name first)."""
     parts = data.split(b"\0")
-    calls: list[tuple[int, tuple[str, ...]]] = []
+    records: list[tuple[str, int, tuple[str, ...]]] = []
     i = 0
     while i + 2 < len(parts):
-        if parts[i] != b"CALL":
+        if parts[i] not in (b"CALL", b"TOOL"):
             i += 1
             continue
         try:
@@ -76,9 +78,15 @@ def parse_calls(data: bytes) -> list[tuple[int, tuple[str, ...]]]:
         args = parts[i + 3:i + 3 + argc]
         if len(args) < argc:
             break  # truncated record (killed mid-write)
-        calls.append((line, tuple(a.decode("utf-8", "surrogateescape") for a in args)))
+        records.append((parts[i].decode(), line,
+                        tuple(a.decode("utf-8", "surrogateescape") for a in args)))
         i += 3 + argc
-    return calls
+    return records
+
+
+def parse_calls(data: bytes) -> list[tuple[int, tuple[str, ...]]]:
+    """The aws argvs of the calls file."""
+    return [(line, args) for kind, line, args in parse_records(data) if kind == "CALL"]
 
 
 # --------------------------------------------------------------------------------------
@@ -206,10 +214,28 @@ def shellcheck_errors(shellcheck: str | None, snippet: Path, home: Path) -> list
             for c in report.get("comments", []) if c.get("level") == "error"]
 
 
+def portability(code: str, tools: list[Call]) -> list[Finding]:
+    """Forms only GNU (or only BSD) tools take (:mod:`runbook.data.portable`): read in the text
+    of the block, and in the argv of each call bash expanded (an option a variable holds)."""
+    found: list[Finding] = []
+    seen: set[str] = set()
+    for f in portable.scan(code):
+        seen.add(f.rule.id)
+        line, col = portable.line_col(code, f.offset)
+        found.append((line, f"col {col}: {portable.message(f.rule)}"))
+    for line, argv in tools:
+        for _index, rule in portable.argv_findings(argv):
+            if rule.id not in seen:
+                seen.add(rule.id)
+                found.append((line, f"{portable.message(rule)} (as expanded: {' '.join(argv)})"))
+    return found
+
+
 def expand(bash: str, bindir: Path, prelude: Path, block: Path, snippet: Path, original: str) \
-        -> tuple[list[Call], list[Finding]]:
+        -> tuple[list[Call], list[Finding], list[Call]]:
     """Expand the block (``snippet``, in its own directory ``block``) after the prelude, with
-    only the tools of ``bindir``: each distinct aws argv it reached, by the line it is on.
+    only the tools of ``bindir``: each distinct aws argv it reached, by the line it is on, and
+    each distinct argv of a tool of ``portable.TOOLS`` (its name first).
 
     The expansion is a limited run in a sandbox. It can write only the calls file and its
     working directory, a tmpfs of EXPANSION_SCRATCH bytes, whose files the sandbox copies to
@@ -222,7 +248,7 @@ def expand(bash: str, bindir: Path, prelude: Path, block: Path, snippet: Path, o
     env = {
         "PATH": str(bindir), "HOME": str(cwd), "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
         "TZ": "UTC", "TMPDIR": str(cwd), "__GATE_CALLS": str(calls_file),
-        "__GATE_SNIPPET": str(snippet),
+        "__GATE_SNIPPET": str(snippet), "__GATE_RECORD": " ".join(portable.TOOLS),
     }
     run = limited([bash, "--noprofile", "--norc", str(prelude)], writable=[cwd, calls_file],
                   cwd=cwd)
@@ -246,24 +272,26 @@ def expand(bash: str, bindir: Path, prelude: Path, block: Path, snippet: Path, o
         timed_out = False
     shutil.rmtree(cwd)  # the host's (empty: the run's was a tmpfs over it)
     kept.rename(cwd)
-    raw = parse_calls(calls_file.read_bytes())
+    raw = parse_records(calls_file.read_bytes())
     lines = original.splitlines()
-    seen: set[Call] = set()
+    seen: set[tuple[str, int, tuple[str, ...]]] = set()
     calls: list[Call] = []
-    for line, args in raw:
-        line = aws_line(lines, line)
-        key = (line, args)
-        if key in seen:
+    tools: list[Call] = []
+    for kind, line, args in raw:
+        line = aws_line(lines, line) if kind == "CALL" else \
+            call_line(lines, line, args[0] if args else "")
+        if (kind, line, args) in seen:
             continue
-        seen.add(key)
-        calls.append(key)
-        if len(calls) >= MAX_CALLS_PER_BLOCK:
-            break
+        seen.add((kind, line, args))
+        found = calls if kind == "CALL" else tools
+        if len(found) < MAX_CALLS_PER_BLOCK:
+            found.append((line, args))
     if timed_out:
         last = calls[-1][0] if calls else 1
         problems.append((last, f"shell expansion did not finish within {EXPANSION_TIMEOUT:g} s "
                                f"(endless loop?); aws commands after this point were not checked"))
-    return calls, problems
+    return calls, problems, tools
+
 
 _AWS_WORD = re.compile(r"(?<![\w.-])aws(?![\w.-])")
 
@@ -271,11 +299,20 @@ _AWS_WORD = re.compile(r"(?<![\w.-])aws(?![\w.-])")
 def aws_line(lines: list[str], reported: int) -> int:
     """bash reports some commands (inside $(...)) by their last line: walk back to the
     nearest line at or above it where the aws command starts."""
+    return _walk_back(lines, reported, _AWS_WORD)
+
+
+def call_line(lines: list[str], reported: int, tool: str) -> int:
+    """The same walk back, to the line where a call of ``tool`` is."""
+    return _walk_back(lines, reported, re.compile(rf"(?<![\w.-]){re.escape(tool)}(?![\w.-])"))
+
+
+def _walk_back(lines: list[str], reported: int, word: re.Pattern[str]) -> int:
     n = len(lines)
     if n == 0:
         return 1
     reported = min(max(reported, 1), n)
     for ln in range(reported, max(0, reported - 40), -1):
-        if _AWS_WORD.search(lines[ln - 1][:comment_start(lines[ln - 1])]):
+        if word.search(lines[ln - 1][:comment_start(lines[ln - 1])]):
             return ln
     return reported
