@@ -1,4 +1,5 @@
-"""MkDocs hooks: validate the data before anything is built, add one page per alarm, build the nav."""
+"""MkDocs hooks: validate the data before anything is built, add one page per alarm, build the nav,
+and refuse a built site that holds a secret."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from mkdocs.structure.files import File, Files
 from runbook.data.load import load_cached
 from runbook.data.model import Catalog
 from runbook.errors import RunbookError
-from runbook.site import render
+from runbook.site import render, secret_scan
 
 
 class InvalidData(PluginError, Abort):
@@ -68,3 +69,12 @@ def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
     switch = render.env_switch(_catalog(config))
     head, sep, rest = html.partition("</h1>")
     return head + sep + switch + rest if sep else switch + html
+
+
+@event_priority(-100)  # last: after the redirect pages are written, so they are scanned too
+def on_post_build(config: Any) -> None:
+    """No secret in what is about to be published: docs/ pages at their own lines, then the built site."""
+    problems = secret_scan.build_problems(Path(config.docs_dir), Path(config.site_dir))
+    if problems:
+        lines = "\n".join(str(p) for p in sorted(set(problems)))
+        raise InvalidData(f"the site holds secrets (it must not be published):\n{lines}")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runbook.data.load import load
-from runbook.errors import RunbookError
+from runbook.errors import Loc, Problem, RunbookError, shown_path
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -18,7 +18,15 @@ def _check(args: argparse.Namespace) -> int:
     from runbook.site.build import site_url
 
     # Alarm descriptions are measured with the site_url they will link to, as the export builds them.
-    catalog = load(args.data, site_url(args.mkdocs) if args.mkdocs.is_file() else None)
+    try:
+        catalog = load(args.data, site_url(args.mkdocs) if args.mkdocs.is_file() else None)
+    except RunbookError as err:
+        if args.site is None:
+            raise
+        # A built site is scanned too: its secrets are reported with the data's problems, all at once.
+        raise RunbookError(err.problems + _site_secrets(args.site)) from None
+    if args.site is not None and (problems := _site_secrets(args.site)):
+        raise RunbookError(problems)
     # Warnings (valid but unfinished data, e.g. a placeholder contact) are printed, not failed on.
     found = warnings(catalog)
     for w in found:
@@ -29,7 +37,17 @@ def _check(args: argparse.Namespace) -> int:
         f"runbook data OK: {len(catalog.environments)} environments, {len(catalog.alarms)} alarms, "
         f"{len(catalog.pages)} procedure pages, {len(catalog.commands())} commands"
     )
+    if args.site is not None:
+        print(f"built site OK: no secrets in {shown_path(args.site)}")
     return 0
+
+
+def _site_secrets(site: Path) -> list[Problem]:
+    from runbook.site import secret_scan
+
+    if not site.is_dir():
+        return [Problem(Loc(shown_path(site)), "--site: not a folder (a built site, e.g. mkdocs build's site/)")]
+    return secret_scan.site_problems(site)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -77,6 +95,9 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="validate runbook_data/ and report every problem")
     c.add_argument("--mkdocs", type=Path, default=PROJECT / "mkdocs.yml", help="where site_url is read")
+    c.add_argument("--site", type=Path, metavar="DIR",
+                   help="also scan a built site for secrets (its text files, less the theme's own), "
+                        "e.g. before publishing it")
     c.set_defaults(func=_check)
 
     e = sub.add_parser("export-alarms", help="write CloudWatch alarm definitions for one environment")

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from runbook.data import rules
+from runbook.data import rules, secrets
 from runbook.data.model import (
     Alarm,
     AlarmGroupFile,
@@ -148,6 +148,11 @@ def load(root: Path | str | None = None, site_url: str | None = None) -> Catalog
     esc = ld.one(EscalationFile, root / "escalation.yaml")
     groups = ld.many(AlarmGroupFile, root / "alarms")
     pages = ld.many(PageFile, root / "procedures")
+    # No secrets, in any YAML file under root (parsed or not), nor literal account ids and hosts.
+    ld.problems += secrets.scan_data(root)
+    if envs is not None:
+        declared_in = shown_path(root / "environments.yaml")
+        ld.problems += secrets.literal_values(envs.environments, ld.sources.values(), declared_in)
     if not groups and not any(p.loc.file.endswith(("alarms", "alarms/")) for p in ld.problems):
         if not (root / "alarms").is_dir() or not any((root / "alarms").glob("*.y*ml")):
             ld.problems.append(Problem(Loc(shown_path(root / "alarms")), "no alarm files found"))
