@@ -52,3 +52,37 @@ def test_mkdocs_build_with_invalid_data_prints_only_the_located_lines(tmp_path: 
     assert "Traceback" not in output
     for line in (INVALID / "many-problems.expected.txt").read_text(encoding="utf-8").splitlines()[:-1]:
         assert line in output
+
+
+def _check_within_5s_cpu(data_parent: Path) -> subprocess.CompletedProcess[str]:
+    limits = "import resource as r; r.setrlimit(r.RLIMIT_CPU, (5, 5))"
+    return subprocess.run(
+        [sys.executable, "-c", f"{limits}\nimport sys; from runbook.cli import main; sys.exit(main(sys.argv[1:]))",
+         "--data", "runbook_data", "check"],
+        cwd=data_parent, capture_output=True, text=True, timeout=60,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_a_huge_file_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    data = tmp_path / "runbook_data"
+    shutil.copytree(ROOT / "runbook_data", data)
+    # One 20 MB line: ruamel alone needs ~12 s of CPU for it.
+    (data / "procedures" / "huge.yaml").write_text("k: " + "a1b2" * 5_000_000 + "\n", encoding="utf-8")
+    proc = _check_within_5s_cpu(tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("runbook_data/procedures/huge.yaml:1:1: file is 20,000,004 bytes: "
+                                  "a data file holds at most 2 MiB (split it)\n"), proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_many_large_files_stop_at_the_total_bound(tmp_path: Path) -> None:
+    data = tmp_path / "runbook_data"
+    shutil.copytree(ROOT / "runbook_data", data)
+    for i in range(10):  # each under the file bound, 19 MB together
+        lines = "".join(f"# filler {i} {n:07d} {'x' * 80}\n" for n in range(20_000))
+        (data / "procedures" / f"filler-{i}.yaml").write_text(lines + "page: x\n", encoding="utf-8")
+    proc = _check_within_5s_cpu(tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "not read: the data files hold more than 6 MiB together" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -18,7 +18,7 @@ from runbook.data.model import (
     InventoryFile,
     PageFile,
 )
-from runbook.data.yaml_reader import PathKey, Source, read
+from runbook.data.yaml_reader import MAX_DATA_BYTES, MAX_FILE_BYTES, PathKey, Source, read
 from runbook.errors import Loc, Problem, RunbookError, shown_path
 
 M = TypeVar("M", bound=BaseModel)
@@ -94,11 +94,19 @@ class _Loader:
         # Ids of alarms whose own definition failed to validate: cross-checks do not report
         # references to them (the schema error already says what is wrong).
         self.broken_alarms: set[str] = set()
+        self.read_bytes = 0  # of every data file so far, against MAX_DATA_BYTES
 
     def one(self, model: type[M], path: Path, required: bool = True) -> M | None:
         if not path.exists():
             if required:
                 self.problems.append(Problem(Loc(shown_path(path)), "required file is missing"))
+            return None
+        size = path.stat().st_size
+        self.read_bytes += size if size <= MAX_FILE_BYTES else 0  # a bigger one is refused unread
+        if self.read_bytes > MAX_DATA_BYTES:
+            self.problems.append(Problem(Loc(shown_path(path)), (
+                f"not read: the data files hold more than {MAX_DATA_BYTES // 1024 // 1024} MiB "
+                "together, the most `runbook check` reads")))
             return None
         source, problems = read(path, shown_path(path))
         self.problems += problems

@@ -64,7 +64,7 @@ from detect_secrets.util.code_snippet import get_code_snippet
 
 from runbook.data import placeholders
 from runbook.data.model import Environment
-from runbook.data.yaml_reader import LOC_KEY, PathKey, Source
+from runbook.data.yaml_reader import LOC_KEY, MAX_DATA_BYTES, MAX_FILE_BYTES, PathKey, Source
 from runbook.errors import Loc, Problem, shown_path
 
 # ------------------------------------------------------------------ what detect-secrets lacks
@@ -329,7 +329,12 @@ def data_files(root: Path) -> list[Path]:
 def scan_data(root: Path) -> list[Problem]:
     """Every secret in the YAML files of runbook_data/, at the line and column of the file."""
     problems = []
+    budget = MAX_DATA_BYTES
     for path in data_files(root):
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES or size > budget:
+            continue  # not read: the loader says so, at the file
+        budget -= size
         text = path.read_bytes().decode("utf-8", errors="replace")  # not UTF-8: the reader says so
         problems += [problem(f, "the data") for f in scan_text(text, shown_path(path))]
     return problems

@@ -23,6 +23,10 @@ PathKey = tuple[str | int, ...]
 MAX_NODES = 100_000
 # Nesting deeper than this is refused before Python's recursion limit is near.
 MAX_DEPTH = 100
+# Bytes a data file, and all of them together, may hold: parsing is ~0.6 s per MiB, and `runbook
+# check` must stay within seconds whatever the input (today's largest file is 20 KiB).
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_DATA_BYTES = 6 * 1024 * 1024
 # Tags a data file may write out: YAML's core schema (and `!`, the non-specific tag).
 CORE_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
 
@@ -190,6 +194,10 @@ def _decode(raw: bytes, shown_as: str) -> tuple[str | None, list[Problem]]:
 
 def read(path: Path, shown_as: str) -> tuple[Source | None, list[Problem]]:
     """Parse one file; syntax errors come back as located problems instead of exceptions."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        return None, [Problem(Loc(shown_as), f"file is {size:,} bytes: a data file holds at most "
+                                             f"{MAX_FILE_BYTES // 1024 // 1024} MiB (split it)")]
     text, problems = _decode(path.read_bytes(), shown_as)
     if text is None:
         return None, problems
