@@ -11,6 +11,8 @@ if ! /usr/bin/aws --version 2>/dev/null | grep -q '^aws-cli/2\.'; then need_apt+
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 # The home page's platform map is laid out by Graphviz's dot (runbook/site/platform_map.py).
 command -v dot >/dev/null || need_apt+=(graphviz)
+# The gate runs every shell block under zsh too, macOS's shell.
+command -v zsh >/dev/null || need_apt+=(zsh)
 if [[ "${1:-}" == "--test" ]]; then
   command -v chromium >/dev/null || need_apt+=(chromium)
   command -v shellcheck >/dev/null || need_apt+=(shellcheck)

@@ -98,14 +98,15 @@ def test_run_reports_non_runnable_blocks_as_skipped_with_their_reason() -> None:
 
 def test_tier_line_counts_what_was_run_per_environment() -> None:
     results = [
-        gate.Result("docs/p.md", 1, "dev", "exec", "passed", "true"),
+        gate.Result("docs/p.md", 1, "dev", "exec", "passed", "true", zsh=True),
         gate.Result("docs/p.md", 2, "dev", "exec", "xfailed", "true"),
         gate.Result("docs/p.md", 3, "dev", "static", "failed", "true"),
         gate.Result("docs/p.md", 4, "prod", "extract", "skipped", "true"),
         gate.Result("docs/p.md", 5, "prod", "static", "passed", "true"),
     ]
     assert gate.tier_line(results) == (
-        "dev: 2 run (static+exec), 1 static only, 0 skipped; prod: 0 run (static+exec), 1 static only, 1 skipped"
+        "dev: 2 run (static+exec, 1 also under zsh), 1 static only, 0 skipped; "
+        "prod: 0 run (static+exec), 1 static only, 1 skipped"
     )
 
 

@@ -38,7 +38,7 @@ def test_a_page_with_broken_commands_fails_at_each_block(tmp_path: Path) -> None
     assert "ResourceNotFoundException" in failures[2]
     assert "--key" in failures[3] and "JSON" in failures[3]
     assert "required" in failures[4] and "--queue-url" in failures[4]
-    assert lines[-2] == "dev: 2 run (static+exec), 4 static only, 0 skipped"
+    assert lines[-2] == "dev: 2 run (static+exec, 1 also under zsh), 4 static only, 0 skipped"
     assert lines[-1] == "1 passed, 5 failed, 0 skipped"
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert report["summary"]["failed"] == 5 and report["summary"]["passed"] == 1
@@ -137,3 +137,19 @@ def test_static_only_says_that_nothing_was_executed(tmp_path: Path) -> None:
     tiers = lines[-3]
     assert tiers.startswith("dev: 0 run (static+exec), ") and "; prod: 0 run (static+exec), " in tiers
     assert re.fullmatch(r"\d+ passed, \d+ failed, \d+ skipped", lines[-1])
+
+
+def test_a_command_that_only_bash_accepts_fails_under_zsh(tmp_path: Path) -> None:
+    """An unquoted JMESPath index is a glob: bash passes it on, zsh (macOS's shell) stops."""
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", docs)
+    (docs / "zsh.md").write_text(
+        "# zsh\n\n```bash\naws sqs list-queues --query QueueUrls[0] --output text\n```\n\n"
+        "```bash\naws sqs list-queues --query 'QueueUrls[0]' --output text\n```\n", encoding="utf-8")
+    proc = verify("--docs", "docs", "--page", "zsh.md", "--env", "dev", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("docs/zsh.md:3 [dev] exec: failed: under zsh (macOS's shell): exit status 1")
+    assert "no matches found: QueueUrls[0]" in proc.stdout
+    assert lines[-2] == "dev: 2 run (static+exec, 2 also under zsh), 0 static only, 0 skipped"
+    assert lines[-1] == "1 passed, 1 failed, 0 skipped"

@@ -27,7 +27,7 @@ from runbook.gate.sandbox.sandbox import EnvCredentials, Sandbox
 from runbook.gate.snippets import Snippet, extract_dir
 from runbook.gate.static.checker import AwsCall, StaticChecker, is_read_only_operation
 from runbook.gate.static.cli import find_aws_cli_v2
-from runbook.gate.verdict import judge
+from runbook.gate.verdict import FAILED, PASSED, Verdict, judge
 from runbook.site import build
 from runbook.site.annotation import AnnotationError
 
@@ -59,6 +59,7 @@ class Result:
     seconds: float = 0.0
     static_seconds: float = 0.0
     aws_calls: int = 0
+    zsh: bool = False  # also run under zsh, macOS's shell
 
     @property
     def key(self) -> str:
@@ -273,10 +274,22 @@ class Lane:
         if mutating:
             self.dirty = True
         verdict = judge(result, ann)
+        base.seconds = result.seconds
+        if s.lang == "bash" and verdict.status == PASSED:
+            # Pasted into macOS's shell: zsh, no rc files, in the same world (untouched, or
+            # seeded afresh after a state change). Only what passed under bash can fail here.
+            self.world(s.env)
+            under_zsh = self.sandbox.run("zsh", text, s.env, timeout=ann.timeout, stream=ann.stream)
+            if mutating:
+                self.dirty = True
+            zsh_verdict = judge(under_zsh, ann)
+            base.zsh = True
+            base.seconds += under_zsh.seconds
+            if zsh_verdict.status != PASSED:
+                verdict = Verdict(FAILED, f"under zsh (macOS's shell): {zsh_verdict.message}", under_zsh)
         base.tier = "exec"
         base.status = verdict.status
         base.message = verdict.message
-        base.seconds = result.seconds
         return base
 
 
@@ -381,8 +394,10 @@ def tier_line(results: Sequence[Result]) -> str:
     by_env: dict[str, Counter[str]] = {}
     for r in results:
         by_env.setdefault(r.env, Counter())[r.tier] += 1
+    zsh = Counter(r.env for r in results if r.zsh)
     return "; ".join(
-        f"{env}: {c['exec']} run (static+exec), {c['static']} static only, {c['extract']} skipped"
+        f"{env}: {c['exec']} run (static+exec{f', {zsh[env]} also under zsh' if zsh[env] else ''}), "
+        f"{c['static']} static only, {c['extract']} skipped"
         for env, c in by_env.items()
     )
 

@@ -300,8 +300,11 @@ class Sandbox:
         commands the fork server runs for it; the result then has ``timed_out=True`` and
         ``rc=124``.
         """
-        if lang not in ("bash", "python"):
-            raise GateError(f"cannot run a {lang!r} snippet (bash or python)")
+        if lang not in ("bash", "zsh", "python"):
+            raise GateError(f"cannot run a {lang!r} snippet (bash, zsh or python)")
+        if lang == "zsh" and not os.path.exists("/usr/bin/zsh"):
+            raise GateError("zsh is not installed: the gate runs every shell block under it too, "
+                            "macOS's shell (Debian: apt-get install zsh; make test installs it)")
         creds = self._credentials.get(env)
         if creds is None:
             known = ", ".join(sorted(self._credentials)) or "none"

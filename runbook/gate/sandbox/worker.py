@@ -149,6 +149,9 @@ class Worker:
         if lang == "bash":
             name, argv = "snippet.sh", ["/bin/bash", "--noprofile", "--norc", "-e", "-u", "-o",
                                         "pipefail"]
+        elif lang == "zsh":  # macOS's shell, as an engineer pastes into it: no rc files
+            name, argv = "snippet.zsh", ["/usr/bin/zsh", "-f", "-o", "errexit", "-o", "nounset",
+                                         "-o", "pipefail"]
         elif lang == "python":
             name, argv = "snippet.py", [sys.executable, "-u"]
         else:
