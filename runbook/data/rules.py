@@ -7,26 +7,13 @@ from typing import Any
 
 from runbook.data import alarm_text, placeholders, portable, shell_check
 from runbook.data.model import SEVERITIES, Alarm, Catalog, Environment, PageFile
-from runbook.data.yaml_reader import LOC_KEY, PathKey, Source
+from runbook.data.yaml_reader import Source, strings
 from runbook.errors import Loc, Problem
 
 
 def _suggest(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _strings(data: Any, path: PathKey = ()) -> Any:
-    """Every string value in plain YAML data with its path."""
-    if isinstance(data, dict):
-        for k, v in data.items():
-            if k != LOC_KEY:
-                yield from _strings(v, (*path, k))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            yield from _strings(v, (*path, i))
-    elif isinstance(data, str):
-        yield path, data
 
 
 def cross_check(
@@ -82,7 +69,7 @@ def cross_check(
     known = sorted(env_names | set(cat.inputs))
     deployed = placeholders.deploy_names(cat)
     for source in sources.values():
-        for path, text in _strings(source.data):
+        for path, text in strings(source.data):
             for m in placeholders.find(text):
                 name = m.group(1)
                 if name in deployed and "dimensions" not in path:

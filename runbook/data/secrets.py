@@ -29,7 +29,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from detect_secrets.filters.allowlist import is_line_allowlisted
 from detect_secrets.filters.heuristic import (
@@ -64,7 +63,7 @@ from detect_secrets.util.code_snippet import get_code_snippet
 
 from runbook.data import placeholders
 from runbook.data.model import Environment
-from runbook.data.yaml_reader import LOC_KEY, MAX_DATA_BYTES, MAX_FILE_BYTES, PathKey, Source
+from runbook.data.yaml_reader import MAX_DATA_BYTES, MAX_FILE_BYTES, PathKey, Source, strings
 from runbook.errors import Loc, Problem, shown_path
 
 # ------------------------------------------------------------------ what detect-secrets lacks
@@ -370,18 +369,6 @@ def _literals(environments: Iterable[Environment]) -> list[_Literal]:
     return out
 
 
-def _strings(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, str]]:
-    if isinstance(data, dict):
-        for k, v in data.items():
-            if k != LOC_KEY:
-                yield from _strings(v, (*path, k))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            yield from _strings(v, (*path, i))
-    elif isinstance(data, str):
-        yield path, data
-
-
 def _locate(source: Source, path: PathKey, pattern: re.Pattern[str], nth: int, offset: int) -> Loc:
     """Where the nth match of `pattern` in the string at `path` is in the file: found again in the
     file's lines from where the value starts (a folded or quoted value's offsets are not its columns)."""
@@ -406,7 +393,7 @@ def literal_values(environments: Iterable[Environment], sources: Iterable[Source
     for source in sources:
         if source.file == declared_in:
             continue
-        for path, text in _strings(source.data):
+        for path, text in strings(source.data):
             if not any_literal.search(text):
                 continue
             for lit in literals:

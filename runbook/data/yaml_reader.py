@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +191,19 @@ def _decode(raw: bytes, shown_as: str) -> tuple[str | None, list[Problem]]:
                 f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded; save the file as UTF-8",
             )
         ]
+
+
+def strings(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, str]]:
+    """Every string value in plain YAML data (a Source's), with its path; positions skipped."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if k != LOC_KEY:
+                yield from strings(v, (*path, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from strings(v, (*path, i))
+    elif isinstance(data, str):
+        yield path, data
 
 
 def read(path: Path, shown_as: str) -> tuple[Source | None, list[Problem]]:
