@@ -72,6 +72,7 @@ class Worker:
         self.aws_cli = ""
         self.confined = False  # each run in its own limited bubblewrap (isolation.limited)
         self.scratch = Path("/tmp")  # every run's HOME, working directory and TMPDIR
+        self.scratch_mounts: set[str] = set()  # names in it that are or hold a mount: kept
         self.forkserver: ForkServer | None = None  # with fast_cli
 
     @property
@@ -94,6 +95,7 @@ class Worker:
         self.confined = bool(req["confined"])
         self.scratch = Path(req["scratch"])
         self.scratch.mkdir(exist_ok=True)
+        self.scratch_mounts = _holding_mounts(self.scratch)  # the sandbox's: fixed from here on
         started = time.monotonic()
         server = self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
@@ -168,7 +170,7 @@ class Worker:
             return self._execute([*argv, str(script)], env, cwd, timeout)
         finally:
             shutil.rmtree(scripts, ignore_errors=True)
-            _empty(self.scratch)
+            _empty(self.scratch, self.scratch_mounts)
 
     def op_exec_bare(self, req: dict[str, Any]) -> dict[str, Any]:
         """Run argv with only credentials and region: no shims, no prelude (benchmarks)."""
@@ -185,7 +187,7 @@ class Worker:
             return self._execute(list(req["argv"]), env, cwd,
                                  min(float(req["timeout"]), MAX_TIMEOUT))
         finally:
-            _empty(self.scratch)
+            _empty(self.scratch, self.scratch_mounts)
 
     def op_zygote_info(self, req: dict[str, Any]) -> dict[str, Any]:
         """The fork server's state: for tests and diagnostics."""
@@ -240,7 +242,7 @@ class Worker:
 
     def _fresh_scratch(self) -> tuple[Path, Path]:
         """An empty scratch with a HOME and a working directory in it."""
-        _empty(self.scratch)
+        _empty(self.scratch, self.scratch_mounts)
         home, cwd = self.scratch / "home", self.scratch / "work"
         home.mkdir()
         cwd.mkdir()
@@ -318,10 +320,9 @@ class Worker:
         }
 
 
-def _empty(directory: Path) -> None:
+def _empty(directory: Path, mounted: set[str]) -> None:
     """Remove everything in ``directory``, even what a run made unreadable (it is ours), but
-    not the sandbox's own mounts in it (the project's code, when the project is under /tmp)."""
-    mounted = _holding_mounts(directory)
+    not the names in ``mounted``: the sandbox's own mounts (the project's code, when under /tmp)."""
     for entry in os.scandir(directory):
         if entry.name in mounted:
             continue
