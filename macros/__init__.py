@@ -49,8 +49,13 @@ def define_env(env: Any) -> None:
         """An environment value in prose (labelled per environment where they differ)."""
         return render.prose(cat(), "{" + name + "}")
 
+    def command_effects() -> str:
+        """How many commands only read, change state or delete (IAM access levels)."""
+        return render.command_effects(cat())
+
     macros: tuple[Callable[..., str], ...] = (
         alarm_page, alarm_index, procedure_page, escalation_page, platform_map, command, value,
+        command_effects,
     )
     for macro in macros:
         env.macro(macro)

@@ -271,3 +271,50 @@ def test_dark_mode_follows_the_os_and_the_toggle_still_works(server: str, browse
         pg.locator("label.md-header__button[for^='__palette']:visible").first.click()
         pg.wait_for_function(f"() => document.body.getAttribute('data-md-color-scheme') === '{toggled}'")
         context.close()
+
+
+STATE_CHANGING_TABS = """() => {
+  const sets = Array.from(document.querySelectorAll('.tabbed-set'));
+  const info = set => {
+    const labels = Array.from(set.querySelectorAll(':scope > .tabbed-labels > label'));
+    const by = name => labels.find(l => l.innerText.trim() === name);
+    const style = l => l && {bg: getComputedStyle(l).backgroundColor, color: getComputedStyle(l).color,
+                              before: getComputedStyle(l, '::before').content,
+                              changes: l.classList.contains('rb-tab-changes')};
+    return {changes: !!set.querySelector('.admonition.rb-changes'), prod: style(by('prod')), dev: style(by('dev'))};
+  };
+  return sets.map(info);
+}"""
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_state_changing_prod_tabs_stand_out_and_the_box_says_what_changes(
+    server: str, browser: Any, size: str, scheme: str  # noqa: F811
+) -> None:
+    width, height = SIZES[size]
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+    pg = context.new_page()
+    open_page(pg, f"{server}/alarms/lambda-errors/?env=prod")
+    sets = pg.evaluate(STATE_CHANGING_TABS)
+    changing = [s for s in sets if s["changes"]]
+    reading = [s for s in sets if not s["changes"] and s["prod"]]
+    assert changing and reading, sets
+    for s in changing:
+        assert s["prod"]["changes"] and s["dev"]["changes"], s
+        assert "26A0" in s["prod"]["before"].upper() or "⚠" in s["prod"]["before"], s
+        # Production's label is filled: unlike dev's, unlike a read-only command's prod label.
+        assert s["prod"]["bg"] not in (s["dev"]["bg"], reading[0]["prod"]["bg"]), (s, reading[0])
+        assert s["prod"]["bg"] != s["prod"]["color"]
+    box = pg.locator(".tabbed-block.rb-block-production .admonition.rb-changes").first
+    assert box.is_visible()
+    text = box.inner_text()
+    assert "Production" in text and "kanjona-prod-lead-handler" in text and "1024" in text, text
+    assert "kanjona-dev" not in text
+    assert "danger" in (box.get_attribute("class") or "")
+    box.screenshot(path=str(OUTPUT / f"caution-{size}-{scheme}.png"))
+    open_page(pg, f"{server}/alarms/lambda-errors/?env=dev")
+    dev_box = pg.locator(".tabbed-block:not(.rb-block-production) .admonition.rb-changes").first
+    assert dev_box.is_visible() and "kanjona-dev-lead-handler" in dev_box.inner_text()
+    assert "warning" in (dev_box.get_attribute("class") or "")
+    context.close()

@@ -102,9 +102,14 @@
         var e = byName(envs, labelText(label));
         if (!e) return;
         label.classList.toggle("rb-tab-production", e.production);
+        // A tab whose command changes state (it holds the caution box) says so on its label.
+        var changes = !!(blocks[i] && blocks[i].querySelector(".admonition.rb-changes"));
+        label.classList.toggle("rb-tab-changes", changes);
+        if (changes) label.title = "This command changes state in " + e.name;
         if (blocks[i]) {
           blocks[i].dataset.rbEnv = e.name;
           blocks[i].classList.toggle("rb-block-production", e.production);
+          blocks[i].classList.toggle("rb-block-changes", changes);
         }
       });
     });

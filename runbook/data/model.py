@@ -129,15 +129,19 @@ class Command(Node):
     skip: str | None = None
     stream: bool = False
     timeout: Annotated[float, Field(gt=0, le=MAX_TIMEOUT)] = DEFAULT_TIMEOUT
-    # Changes state; None lets the gate decide from the API operations it calls.
+    # Changes state; None lets the IAM access levels of its API calls decide (runbook.access).
+    # Given, it must agree with them.
     mutates: bool | None = None
+    # A shell command that puts back what this one changed: shown in the caution box, run by
+    # the gate right after the command, which checks that the state is as before.
+    undo: str | None = None
     # Environments the command applies to (empty: all), e.g. a restore that only prod supports.
     only: list[Slug] = []
     # The command deliberately uses a form only GNU (Linux) tools take, for this reason: the
     # portability check (runbook.data.portable) lets it pass. Without it, such a form is an error.
     gnu_only: str | None = None
 
-    @field_validator("shell", "python")
+    @field_validator("shell", "python", "undo")
     @classmethod
     def _not_blank(cls, v: str | None) -> str | None:
         if v is not None and not v.strip():

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from runbook.data.model import Catalog, Command
 from runbook.errors import Loc, Problem
 
-__all__ = ["RULES", "TOOLS", "Finding", "Rule", "argv_findings", "check", "message", "scan"]
+__all__ = ["RULES", "TOOLS", "Finding", "Rule", "Word", "argv_findings", "check", "message", "scan", "simple_commands"]
 
 
 @dataclass(frozen=True)
@@ -426,14 +426,19 @@ class Finding:
     rule: Rule
 
 
-def scan(code: str) -> list[Finding]:
-    """Every non-portable form in shell `code`, at the offset of its word."""
+def simple_commands(code: str) -> list[list[Word]]:
+    """The simple commands of shell `code`, each from its name on (assignments and keywords
+    dropped), those inside `$(...)` and pipelines included."""
     reader = _Reader(code)
     reader.read()
+    return [argv for argv in map(_argv, reader.commands) if argv]
+
+
+def scan(code: str) -> list[Finding]:
+    """Every non-portable form in shell `code`, at the offset of its word."""
     found = []
-    for words in reader.commands:
-        argv = _argv(words)
-        if not argv or not argv[0].literal:
+    for argv in simple_commands(code):
+        if not argv[0].literal:
             continue
         for index, rule in argv_findings([w.text for w in argv]):
             found.append(Finding(argv[index].start, rule))

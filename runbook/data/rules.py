@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from runbook.access import check as access_check
 from runbook.data import alarm_text, placeholders, portable, shell_check
 from runbook.data.model import SEVERITIES, Alarm, Catalog, Environment, PageFile
 from runbook.data.yaml_reader import Source, strings
@@ -172,6 +173,7 @@ def cross_check(
         problems += alarm_text.description_problems(cat, site_url)
     problems += shell_check.check(cat)
     problems += portable.check(cat)
+    problems += access_check.check(cat)  # `mutates:` against the API's own access levels
     return problems
 
 

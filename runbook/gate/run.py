@@ -18,6 +18,10 @@ from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 
+from runbook.access.check import describe
+from runbook.access.levels import Impact, impact
+from runbook.access.operations import Operation, operations
+from runbook.access.state import probes, state_difference
 from runbook.data.load import load_cached
 from runbook.data.model import Catalog
 from runbook.data.placeholders import substitute
@@ -25,7 +29,7 @@ from runbook.errors import GateError, shown_path
 from runbook.export.fsio import write_atomic
 from runbook.gate.sandbox.sandbox import EnvCredentials, Sandbox
 from runbook.gate.snippets import Snippet, extract_dir
-from runbook.gate.static.checker import AwsCall, StaticChecker, is_read_only_operation
+from runbook.gate.static.checker import AwsCall, StaticChecker, StaticProblem
 from runbook.gate.static.cli import find_aws_cli_v2
 from runbook.gate.verdict import FAILED, PASSED, Verdict, judge
 from runbook.site import build
@@ -34,16 +38,12 @@ from runbook.site.annotation import AnnotationError
 __all__ = ["GateError", "Plan", "Result", "plan", "run"]
 
 # What the JSON report keeps of each result (timings vary from run to run).
-REPORT_FIELDS = ("page", "line", "env", "tier", "status", "command", "message", "origin")
+REPORT_FIELDS = ("page", "line", "env", "tier", "status", "command", "message", "origin", "impact")
 
 PROJECT = Path(__file__).resolve().parents[2]
 
 # How long an interrupted run waits for its lanes to close before it gives up on them.
 CLOSE_GRACE = 5.0
-
-# Python (boto3) method names that change state.
-MUTATING_PY = ("put_", "create_", "delete_", "update_", "send_", "rotate_", "restore_", "invoke", "receive_",
-               "start_", "stop_", "tag_", "set_", "purge_", "publish")
 
 
 @dataclass
@@ -60,6 +60,7 @@ class Result:
     static_seconds: float = 0.0
     aws_calls: int = 0
     zsh: bool = False  # also run under zsh, macOS's shell
+    impact: str = ""  # "read-only" | "state-changing" | "deleting" (IAM access levels of its calls)
 
     @property
     def key(self) -> str:
@@ -183,13 +184,26 @@ def _plan(
 # ------------------------------------------------------------------ one lane: a checker and a sandbox
 
 
-def _mutates(s: Snippet, calls: Iterable[AwsCall]) -> bool:
-    if s.annotation.mutates is not None:
-        return s.annotation.mutates
-    if s.lang == "python":
-        return any(f".{verb}" in s.text for verb in MUTATING_PY)
-    # Blocks that only read share one world; anything else (or unknown) gets a fresh one.
-    return not all(is_read_only_operation(call.operation) for call in calls)
+def block_operations(p: Plan, s: Snippet, calls: Iterable[AwsCall] = ()) -> list[Operation]:
+    """The API operations of a block as rendered, and those its expansion showed (a command held
+    in a variable): the text's unknown ones stay, so a block is never read-only by guesswork."""
+    ops = operations(s.lang, p.runnable_text(s))
+    seen = {(op.service, op.name) for op in ops}
+    for call in calls:
+        service = {"s3api": "s3"}.get(call.service or "", call.service or "")
+        if (service, call.operation) not in seen:
+            seen.add((service, call.operation))
+            ops.append(Operation(service, call.operation, 0, "aws " + " ".join(call.argv[:2])))
+    return ops
+
+
+def _mutates_problem(s: Snippet, ops: list[Operation], effect: Impact) -> str | None:
+    """A hand-written page's `mutates` marker that the block's calls contradict."""
+    said = s.annotation.mutates
+    if said is None or said == (effect is not Impact.READ_ONLY):
+        return None
+    calls = ", ".join(describe(op) for op in ops) or "no AWS call"
+    return f"the block says mutates: {str(said).lower()} but it is {effect.label}: {calls}; remove `mutates`"
 
 
 class Lane:
@@ -248,6 +262,24 @@ class Lane:
             self.seeded.add(env)
             self.seed_seconds += time.perf_counter() - start
 
+    def _read_state(self, env: str, probe: str) -> str:
+        assert self.sandbox is not None
+        read = self.sandbox.run("bash", probe, env)
+        return read.stdout if read.rc == 0 else f"(failed: exit {read.rc}: {read.stderr.strip()[:200]})"
+
+    def _undo_verdict(self, p: Plan, undo: Snippet, state: list[str], before: list[str]) -> Verdict | None:
+        """Run the undo after the command; a failure unless every probe reads as before."""
+        assert self.sandbox is not None
+        done = self.sandbox.run("bash", p.runnable_text(undo), undo.env, timeout=undo.annotation.timeout)
+        where = f"the undo (line {undo.line})"
+        if done.rc != 0:
+            return Verdict(FAILED, f"{where} failed: exit {done.rc}: {done.stderr.strip()[:300]}", done)
+        for probe, was in zip(state, before, strict=True):
+            differs = state_difference(was, self._read_state(undo.env, probe))
+            if differs:
+                return Verdict(FAILED, f"{where} did not restore the state `{probe}` reads: {differs}", done)
+        return None
+
     def check(self, p: Plan, s: Snippet, static_only: bool) -> Result:
         assert self.checker is not None
         base = Result(s.page, s.line, s.env, "static", "passed", s.text, origin=s.origin)
@@ -258,8 +290,17 @@ class Lane:
             problems = self.checker.check_python(text)
         else:
             problems, calls = self.checker.check_shell(text, portable=s.annotation.gnu_only is None)
+        if s.undo is not None:  # located at its own lines
+            undo_problems, _ = self.checker.check_shell(p.runnable_text(s.undo))
+            problems += [StaticProblem(pr.line + s.undo.line - s.line, f"undo: {pr.message}") for pr in undo_problems]
         base.static_seconds = time.perf_counter() - start
         base.aws_calls = len(calls)
+        ops = block_operations(p, s, calls)
+        effect = impact(ops)
+        base.impact = effect.label
+        marker = _mutates_problem(s, ops, effect)
+        if marker:
+            problems.append(StaticProblem(1, marker))
         if problems:
             base.status = "failed"
             base.message = "\n".join(f"line {s.line + pr.line}: {pr.message}" for pr in problems)
@@ -267,14 +308,27 @@ class Lane:
         if static_only:
             return base
         ann = s.annotation
-        mutating = _mutates(s, calls)
+        # Blocks that only read share one world; anything else (or unknown) gets a fresh one after.
+        mutating = effect is not Impact.READ_ONLY
         self.world(s.env)
         assert self.sandbox is not None
+        before: list[str] = []
+        state: list[str] = []
+        if s.undo is not None:
+            state = probes(ops) or []
+            if not state:
+                base.status = "failed"
+                base.message = (f"line {s.line}: the undo cannot be proved: no read call shows what "
+                                f"{', '.join(describe(op) for op in ops)} changes")
+                return base
+            before = [self._read_state(s.env, probe) for probe in state]
         result = self.sandbox.run(s.lang, text, s.env, timeout=ann.timeout, stream=ann.stream)
         if mutating:
             self.dirty = True
         verdict = judge(result, ann)
         base.seconds = result.seconds
+        if s.undo is not None and verdict.status == PASSED:
+            verdict = self._undo_verdict(p, s.undo, state, before) or verdict
         if s.lang == "bash" and verdict.status == PASSED:
             # Pasted into macOS's shell: zsh, no rc files, in the same world (untouched, or
             # seeded afresh after a state change). Only what passed under bash can fail here.
@@ -316,7 +370,7 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
         else:
             todo.append((i, s))
     # Read-only blocks first, so a lane resets its world only for the state-changing tail.
-    todo.sort(key=lambda item: (bool(item[1].annotation.mutates), item[0]))
+    todo.sort(key=lambda item: (impact(block_operations(p, item[1])) is not Impact.READ_ONLY, item[0]))
     work: queue.Queue[tuple[int, Snippet]] = queue.Queue()
     for item in todo:
         work.put(item)
@@ -378,13 +432,29 @@ def summary_line(counts: dict[str, int]) -> str:
     return f"{passed} passed, {failed} failed, {counts['skipped']} skipped"
 
 
+def impact_counts(results: Sequence[Result]) -> dict[str, int]:
+    """Blocks per effect, each block counted once over its environments' tabs (the worst)."""
+    worst: dict[tuple[str, str], int] = {}
+    for r in results:
+        if r.impact:
+            rank = [i.label for i in Impact].index(r.impact)
+            worst[(r.page, r.origin or str(r.line))] = max(rank, worst.get((r.page, r.origin or str(r.line)), 0))
+    found = Counter(worst.values())
+    return {i.label: found.get(i.value, 0) for i in Impact}
+
+
+def impact_line(results: Sequence[Result]) -> str:
+    counts = impact_counts(results)
+    return "commands by IAM access level: " + ", ".join(f"{n} {label}" for label, n in counts.items())
+
+
 def write_report(path: Path, results: Sequence[Result], extra: dict[str, object]) -> None:
     data = {
         "results": [
             {k: v for k, v in asdict(r).items() if k in REPORT_FIELDS}
             for r in results
         ],
-        "summary": {**summary(results), **extra},
+        "summary": {**summary(results), "impact": impact_counts(results), **extra},
     }
     write_atomic(path, json.dumps(data, indent=2) + "\n")
 
@@ -472,6 +542,7 @@ def main(args: argparse.Namespace) -> int:
     if args.report:
         write_report(args.report, results, {"seconds": round(total, 2), "build_seconds": round(p.build_seconds, 2)})
     print(f"{counts['xfailed']} xfailed, {counts['xpassed']} xpassed; {len(results)} blocks in {total:.1f} s")
+    print(impact_line(results))
     print(tier_line(results))
     if args.static_only:
         print("static only: nothing was executed")

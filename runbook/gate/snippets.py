@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from runbook.data.placeholders import FILL_IN
@@ -33,6 +33,8 @@ class Snippet:
     lang: str  # "bash", "python", or the block's own language when not executable
     text: str  # the code as rendered (dedented), fill-ins still as <name>
     annotation: Annotation = field(default_factory=Annotation, hash=False, compare=False)
+    # The block that undoes this one (shown before it, marked `undo`): run right after it.
+    undo: Snippet | None = field(default=None, hash=False, compare=False)
 
     @property
     def origin(self) -> str | None:
@@ -144,6 +146,24 @@ def extract(markdown: str, page: str, envs: Iterable[str], default_env: str) -> 
         if stripped and not stripped.startswith("<!--"):
             pending = None
         i += 1
+    return _pair_undos(out)
+
+
+def _pair_undos(snippets: list[Snippet]) -> list[Snippet]:
+    """Each `undo` block joins the next block of its environment, the command it undoes."""
+    out: list[Snippet] = []
+    waiting: dict[str, Snippet] = {}
+    for s in snippets:
+        if s.annotation.undo:
+            if s.env in waiting:
+                raise AnnotationError(f"{s.page}:{waiting[s.env].line}: undo block followed by another undo block")
+            waiting[s.env] = s
+        elif s.env in waiting:
+            out.append(replace(s, undo=waiting.pop(s.env)))
+        else:
+            out.append(s)
+    for s in waiting.values():
+        raise AnnotationError(f"{s.page}:{s.line}: undo block with no command after it to undo")
     return out
 
 

@@ -32,6 +32,7 @@ class Annotation:
     timeout: float = DEFAULT_TIMEOUT
     mutates: bool | None = None  # changes state; None: the gate decides from the calls
     gnu_only: str | None = None  # uses a GNU-only form on purpose, for this reason: not a portability failure
+    undo: bool = False  # puts back what the next block changes: the gate runs it right after that block
 
     def comment(self) -> str:
         """The marker line: origin always, every other field only where it is not the default."""
@@ -77,7 +78,7 @@ def _typed(key: str, value: Any, where: str) -> Any:
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise wrong("a string or a list of strings")
         return tuple(items)
-    if key in ("stream", "mutates"):
+    if key in ("stream", "mutates", "undo"):
         if not isinstance(value, bool) and not (key == "mutates" and value is None):
             raise wrong("true or false")
         return value

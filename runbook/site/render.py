@@ -28,6 +28,7 @@ from runbook.data.model import (
     TableBlock,
     TextBlock,
 )
+from runbook.site.caution import caution_box
 from runbook.site.annotation import Annotation
 
 SEVERITY_ADMONITION = {"critical": "danger", "high": "warning", "medium": "info", "low": "note"}
@@ -113,7 +114,8 @@ def command_markdown(cat: Catalog, cmd: Command) -> str:
         origin=_origin(cmd), skip=cmd.skip or None, xfail=cmd.xfail or None, expect=tuple(cmd.expect),
         stream=cmd.stream, timeout=cmd.timeout, mutates=cmd.mutates, gnu_only=cmd.gnu_only,
     ).comment()
-    inputs = sorted({m.group(1) for m in placeholders.find(cmd.code) if m.group(1) in cat.inputs})
+    # The undo's fill-ins too: what it puts back must be noted before the command runs.
+    inputs = sorted({m.group(1) for m in placeholders.find(cmd.code + (cmd.undo or "")) if m.group(1) in cat.inputs})
     if inputs:  # before the block: read before pasting
         lines = ['!!! question "Fill in before running"']
         for name in inputs:
@@ -124,11 +126,13 @@ def command_markdown(cat: Catalog, cmd: Command) -> str:
             )
         parts.append("\n".join(lines) + "\n")
     codes = per_env(cat, cmd.code.rstrip("\n"))
+    undos = per_env(cat, cmd.undo.rstrip("\n")) if cmd.undo is not None else {}
     for i, env in enumerate(cat.environments):
         if cmd.only and env.name not in cmd.only:
             body = f"Not applicable in {env.name}: this command applies to {', '.join(cmd.only)} only.\n"
         else:
-            body = f"{marker}\n```{cmd.lang}\n{codes[env.name]}\n```\n"
+            box = caution_box(cmd.lang, codes[env.name], env, undos.get(env.name))
+            body = f"{box}\n{marker}\n```{cmd.lang}\n{codes[env.name]}\n```\n"
         # `===!` starts a tab set of its own: two commands in a row never merge into one
         opener = "===!" if i == 0 else "==="
         parts.append(f'{opener} "{env.name}"\n\n{_indent(body)}')
@@ -389,3 +393,20 @@ def alarm_index(cat: Catalog) -> str:
             )
         out.append(_table(["Alarm", "Severity", "Service"] + [f"Name in {e.name}" for e in envs], rows))
     return "\n".join(out)
+
+
+def command_effects(cat: Catalog) -> str:
+    """What the runbook's commands do to AWS, counted by the IAM access levels of their calls."""
+    from runbook.access.levels import Impact, impact
+    from runbook.access.operations import operations
+
+    commands = [*cat.commands(), *(c for a in cat.alarms for c in still_firing(cat, a).commands)]
+    counts = {i: 0 for i in Impact}
+    for c in commands:
+        counts[impact(operations(c.lang, c.code))] += 1
+    return (
+        f"Of the runbook's {len(commands)} commands, {counts[Impact.READ_ONLY]} only read, "
+        f"{counts[Impact.CHANGES]} change state and {counts[Impact.DELETES]} delete, by the IAM access "
+        "level of every AWS call they make. A command that changes state has a caution box saying "
+        "what it changes in that environment, and its tab label carries a ⚠ (filled red in production)."
+    )

@@ -39,14 +39,11 @@ from runbook.gate.static.cli import cli_interpreter, find_aws_cli_v2, scratch_en
 from runbook.gate.static.constraints import check_api_params, cli_option
 from runbook.gate.static.python import check_python_code
 
-__all__ = ["AwsCall", "StaticChecker", "StaticProblem", "find_placeholders", "is_read_only_operation"]
+__all__ = ["AwsCall", "StaticChecker", "StaticProblem", "find_placeholders"]
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "awscli" / "worker.py"
 WORKER_TIMEOUT = 30.0  # seconds for one aws command in the worker
 WORKER_START_TIMEOUT = 60.0
-
-READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Filter", "Scan", "Query", "BatchGet",
-                      "Search", "Lookup", "Head", "Select")
 
 
 @dataclass(frozen=True)
@@ -61,11 +58,6 @@ class AwsCall:
     argv: tuple[str, ...]  # without the leading "aws"
     service: str | None
     operation: str | None  # API operation name, e.g. "FilterLogEvents", when known
-
-
-def is_read_only_operation(operation: str | None) -> bool:
-    """True for API operations that only read (Get*, List*, Describe*...); False if unknown."""
-    return operation is not None and operation.startswith(READ_ONLY_PREFIXES)
 
 
 def find_placeholders(code: str) -> list[StaticProblem]:
