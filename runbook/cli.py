@@ -64,6 +64,27 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iam_policy(args: argparse.Namespace) -> int:
+    from runbook.access import policy
+    from runbook.export.alarms import environment
+    from runbook.export.fsio import write_atomic
+    from runbook.gate import run as gate
+
+    environment(load(args.data), args.env, "iam-policy")
+    # The site's blocks as the gate takes them: the policy covers what the gate runs.
+    p = gate.plan(args.mkdocs, None, [args.env], None)
+    try:
+        document = policy.policy(p.catalog, args.env, args.role, gate.policy_blocks(p, args.env))
+    finally:
+        p.close()
+    text = policy.render(document, p.catalog, args.env, args.role, args.format)
+    if args.out:
+        write_atomic(Path(args.out), text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     from runbook.data import schema
 
@@ -106,6 +127,16 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="file to write (atomically); default: standard output")
     e.add_argument("--mkdocs", type=Path, default=PROJECT / "mkdocs.yml", help="where site_url is read")
     e.set_defaults(func=_export)
+
+    i = sub.add_parser("iam-policy", help="write the least-privilege IAM policy the runbook's commands need")
+    i.add_argument("--env", required=True)
+    i.add_argument("--role", choices=["read", "write"], default="read",
+                   help="read: investigation (Read/List actions); write: also the state-changing resolutions")
+    i.add_argument("--format", choices=["json", "terraform", "cloudformation"], default="json",
+                   help="policy JSON, Terraform aws_iam_policy_document JSON, or a CloudFormation template")
+    i.add_argument("--out", help="file to write (atomically); default: standard output")
+    i.add_argument("--mkdocs", type=Path, default=PROJECT / "mkdocs.yml", help="the site whose blocks it covers")
+    i.set_defaults(func=_iam_policy)
 
     s = sub.add_parser("schema", help="write the JSON Schemas of the data files (for editors)")
     s.add_argument("--out", type=Path, default=PROJECT / "runbook_data" / "schema")

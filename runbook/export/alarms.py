@@ -19,14 +19,15 @@ FORMATS = ("terraform", "cloudformation")
 # ------------------------------------------------------------------ boto3 put_metric_alarm
 
 
-def _environment(catalog: Catalog, env: str) -> Environment:
+def environment(catalog: Catalog, env: str, command: str = "export-alarms") -> Environment:
+    """The named environment; an unknown name is a located error of `runbook <command>`."""
     try:
         return catalog.env(env)
     except KeyError:
         known = ", ".join(e.name for e in catalog.environments)
         first = catalog.environments[0].loc or Loc("runbook_data/environments.yaml")
         raise RunbookError(
-            [Problem(first, f"runbook export-alarms: unknown environment '{env}' (known: {known})")]
+            [Problem(first, f"runbook {command}: unknown environment '{env}' (known: {known})")]
         ) from None
 
 
@@ -122,8 +123,8 @@ def put_metric_alarm_kwargs(
     `deployed` gives deploy-time values such as {"api.id": "a1b2c3"}; without it they stay
     `${api_id}` for the file formats to declare as inputs.
     """
-    environment = _environment(catalog, env)
-    out = [_kwargs(catalog, a, environment, site_url, deployed) for a in catalog.alarms]
+    chosen = environment(catalog, env)
+    out = [_kwargs(catalog, a, chosen, site_url, deployed) for a in catalog.alarms]
     problems = [
         p
         for a, kw in zip(catalog.alarms, out, strict=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from runbook.access.check import describe
 from runbook.access.levels import Impact, impact
 from runbook.access.operations import Operation, operations
+from runbook.access.policy import ROLES, denied_action, moto_policy
 from runbook.access.state import probes, state_difference
 from runbook.data.load import load_cached
 from runbook.data.model import Catalog
@@ -197,6 +198,18 @@ def block_operations(p: Plan, s: Snippet, calls: Iterable[AwsCall] = ()) -> list
     return ops
 
 
+def policy_blocks(p: Plan, env: str) -> list[tuple[str, str]]:
+    """(language, code) of every block the gate runs in `env`, undos included: what the
+    on-call policies are made from (runbook.access.policy)."""
+    blocks = []
+    for s in p.snippets:
+        if s.env == env and _skip_reason(s) is None:
+            blocks.append((s.lang, p.runnable_text(s)))
+            if s.undo is not None:
+                blocks.append((s.undo.lang, p.runnable_text(s.undo)))
+    return blocks
+
+
 def _mutates_problem(s: Snippet, ops: list[Operation], effect: Impact) -> str | None:
     """A hand-written page's `mutates` marker that the block's calls contradict."""
     said = s.annotation.mutates
@@ -213,8 +226,13 @@ class Lane:
     processes exist.
     """
 
-    def __init__(self, aws_cli: str, data_root: Path, site_url: str, static_only: bool) -> None:
+    def __init__(self, aws_cli: str, data_root: Path, site_url: str, static_only: bool,
+                 policies: dict[str, dict[str, dict[str, object]]] | None = None) -> None:
         self.aws_cli = aws_cli
+        # env → role → the on-call policy as moto checks it: blocks run as that role's user.
+        self.policies = policies or {}
+        self.creds: dict[str, dict[str, EnvCredentials]] = {}
+        self.role: dict[str, str] = {}
         self.data_root = data_root
         self.site_url = site_url  # alarm descriptions in the world link to the pages
         self.checker: StaticChecker | None = None
@@ -252,15 +270,46 @@ class Lane:
             self.dirty = False
         if env not in self.seeded:
             start = time.perf_counter()
+            if self.policies:  # seeding is the world's own doing: no access control for it
+                self.sandbox.call("runbook.world.oncall:set_auth", count="inf")
             creds = self.sandbox.call(
                 "runbook.world:seed",
                 data_root=str(self.data_root),
                 env=env,
                 site_url=self.site_url,
             )
-            self.sandbox.set_credentials(EnvCredentials(**creds))
+            operator = EnvCredentials(**creds)
+            self.creds[env] = {"operator": operator}
+            if self.policies:
+                keys = self.sandbox.call("runbook.world.oncall:seed_oncall", data_root=str(self.data_root),
+                                         env=env, site_url=self.site_url, policies=self.policies[env])
+                for role, key in keys.items():
+                    self.creds[env][role] = EnvCredentials(env, operator.account, operator.region, **key)
+                self.sandbox.call("runbook.world.oncall:set_auth", count="0")
+            self.sandbox.set_credentials(operator)
+            self.role[env] = "operator"
             self.seeded.add(env)
             self.seed_seconds += time.perf_counter() - start
+
+    def use(self, env: str, role: str) -> None:
+        """Sign env's next runs as `role`'s user (the operator when there are no policies)."""
+        assert self.sandbox is not None
+        if role not in self.creds.get(env, {}):
+            role = "operator"
+        if self.role.get(env) != role:
+            self.sandbox.set_credentials(self.creds[env][role])
+            self.role[env] = role
+
+    def _denied(self, p: Plan, s: Snippet, role: str, verdict: Verdict) -> Verdict:
+        """A run moto's access control refused: which action the role's policy lacks."""
+        shown = verdict.result.stderr + verdict.result.stdout
+        if verdict.status != FAILED or not self.policies or "not authorized to perform" not in shown:
+            return verdict
+        action = denied_action(shown, policy_blocks(p, s.env))
+        origin = f" (from {s.origin})" if s.origin else ""
+        return Verdict(FAILED, f"needs {action}, which the on-call {role} policy of {s.env} does not grant "
+                               f"(runbook iam-policy --env {s.env} --role {role}){origin}: {verdict.message}",
+                       verdict.result)
 
     def _read_state(self, env: str, probe: str) -> str:
         assert self.sandbox is not None
@@ -270,7 +319,9 @@ class Lane:
     def _undo_verdict(self, p: Plan, undo: Snippet, state: list[str], before: list[str]) -> Verdict | None:
         """Run the undo after the command; a failure unless every probe reads as before."""
         assert self.sandbox is not None
+        self.use(undo.env, "write")
         done = self.sandbox.run("bash", p.runnable_text(undo), undo.env, timeout=undo.annotation.timeout)
+        self.use(undo.env, "operator")
         where = f"the undo (line {undo.line})"
         if done.rc != 0:
             return Verdict(FAILED, f"{where} failed: exit {done.rc}: {done.stderr.strip()[:300]}", done)
@@ -321,11 +372,14 @@ class Lane:
                 base.message = (f"line {s.line}: the undo cannot be proved: no read call shows what "
                                 f"{', '.join(describe(op) for op in ops)} changes")
                 return base
+            self.use(s.env, "operator")  # the gate's own reads, not the runbook's
             before = [self._read_state(s.env, probe) for probe in state]
+        role = "write" if mutating else "read"
+        self.use(s.env, role)
         result = self.sandbox.run(s.lang, text, s.env, timeout=ann.timeout, stream=ann.stream)
         if mutating:
             self.dirty = True
-        verdict = judge(result, ann)
+        verdict = self._denied(p, s, role, judge(result, ann))
         base.seconds = result.seconds
         if s.undo is not None and verdict.status == PASSED:
             verdict = self._undo_verdict(p, s.undo, state, before) or verdict
@@ -333,10 +387,11 @@ class Lane:
             # Pasted into macOS's shell: zsh, no rc files, in the same world (untouched, or
             # seeded afresh after a state change). Only what passed under bash can fail here.
             self.world(s.env)
+            self.use(s.env, role)
             under_zsh = self.sandbox.run("zsh", text, s.env, timeout=ann.timeout, stream=ann.stream)
             if mutating:
                 self.dirty = True
-            zsh_verdict = judge(under_zsh, ann)
+            zsh_verdict = self._denied(p, s, role, judge(under_zsh, ann))
             base.zsh = True
             base.seconds += under_zsh.seconds
             if zsh_verdict.status != PASSED:
@@ -374,6 +429,11 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
     work: queue.Queue[tuple[int, Snippet]] = queue.Queue()
     for item in todo:
         work.put(item)
+    # Every block runs as the on-call user of its role, holding only `runbook iam-policy`'s
+    # policy (as moto checks it): a permission the policy lacks fails the block.
+    envs = sorted({s.env for _, s in todo if s.env in {e.name for e in p.catalog.environments}})
+    policies = {} if static_only else {
+        env: {role: moto_policy(p.catalog, env, role, policy_blocks(p, env)) for role in ROLES} for env in envs}
     lanes_wanted = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     errors: list[BaseException] = []
     lanes: list[Lane] = []
@@ -384,7 +444,7 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
         with registry:
             if stopping.is_set():
                 return
-            lane = Lane(cli, p.catalog.root, p.site_url, static_only)
+            lane = Lane(cli, p.catalog.root, p.site_url, static_only, policies)
             lanes.append(lane)
         try:
             lane.start()

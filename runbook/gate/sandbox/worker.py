@@ -44,6 +44,7 @@ from runbook.gate.forkserver.supervisor import ForkServer
 from runbook.gate.sandbox import environment
 from runbook.gate.sandbox.capture import collect
 from runbook.gate.sandbox.isolation import limited
+from runbook.gate.sandbox.moto_auth import sign_the_body_as_sent
 from runbook.gate.sandbox.processes import killpg
 from runbook.gate.sandbox.shims import write_aws_shims, write_sitecustomize
 
@@ -97,6 +98,7 @@ class Worker:
         self.scratch.mkdir(exist_ok=True)
         self.scratch_mounts = _holding_mounts(self.scratch)  # the sandbox's: fixed from here on
         started = time.monotonic()
+        sign_the_body_as_sent()  # before access control is ever on (the gate's on-call users)
         server = self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         host, port = server.get_host_and_port()
