@@ -166,21 +166,33 @@ def _moto_names(op: Operation, action: Action) -> list[str]:
     return names
 
 
-# Services whose requests moto checks against a real resource ARN; for every other one it
-# checks "*" and a scoped Resource would never match.
-MOTO_SCOPES = frozenset({"sqs", "s3"})
+# Services whose requests moto checks against a real resource ARN, and the request member that
+# names it; for every other request it checks "*", which a scoped Resource never matches.
+MOTO_SCOPES = {"sqs": "QueueUrl", "s3": "Bucket"}
+
+
+def _moto_scoped(op: Operation) -> bool:
+    from runbook.access.operations import _model
+
+    member = MOTO_SCOPES.get(op.service)
+    model = _model(op.service)
+    if member is None or model is None or op.name is None:
+        return False
+    shape = model.operation_model(op.name).input_shape
+    return shape is not None and member in shape.members
 
 
 def moto_policy(cat: Catalog, env: str, role: str, blocks: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """`policy` in the names moto's IAM access control checks: the same actions (and only
-    them), scoped to ARNs where moto compares ARNs (SQS, S3), "*" elsewhere."""
+    them), scoped to ARNs where moto compares ARNs (SQS and S3 requests naming their queue or
+    bucket), "*" elsewhere."""
     document = policy(cat, env, role, blocks)
     scoped = {a: s["Resource"] for s in document["Statement"] for a in s["Action"]}
     statements = []
     for need in needs(blocks):
         if not in_role(need, role) or need.action.name not in scoped:
             continue
-        resources = scoped[need.action.name] if need.operation.service in MOTO_SCOPES else ["*"]
+        resources = scoped[need.action.name] if _moto_scoped(need.operation) else ["*"]
         statements.append({"Effect": "Allow", "Action": _moto_names(need.operation, need.action),
                            "Resource": resources})
     unique = list({json.dumps(s, sort_keys=True): s for s in statements}.values())

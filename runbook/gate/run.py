@@ -311,10 +311,11 @@ class Lane:
                                f"(runbook iam-policy --env {s.env} --role {role}){origin}: {verdict.message}",
                        verdict.result)
 
-    def _read_state(self, env: str, probe: str) -> str:
+    def _read_state(self, env: str, probe: str) -> str | None:
+        """What `probe` prints (JSON); None when it could not read the state."""
         assert self.sandbox is not None
         read = self.sandbox.run("bash", probe, env)
-        return read.stdout if read.rc == 0 else f"(failed: exit {read.rc}: {read.stderr.strip()[:200]})"
+        return read.stdout if read.rc == 0 else None
 
     def _undo_verdict(self, p: Plan, undo: Snippet, state: list[str], before: list[str]) -> Verdict | None:
         """Run the undo after the command; a failure unless every probe reads as before."""
@@ -326,7 +327,8 @@ class Lane:
         if done.rc != 0:
             return Verdict(FAILED, f"{where} failed: exit {done.rc}: {done.stderr.strip()[:300]}", done)
         for probe, was in zip(state, before, strict=True):
-            differs = state_difference(was, self._read_state(undo.env, probe))
+            now = self._read_state(undo.env, probe)
+            differs = "the state could not be read back" if now is None else state_difference(was, now)
             if differs:
                 return Verdict(FAILED, f"{where} did not restore the state `{probe}` reads: {differs}", done)
         return None
@@ -373,7 +375,13 @@ class Lane:
                                 f"{', '.join(describe(op) for op in ops)} changes")
                 return base
             self.use(s.env, "operator")  # the gate's own reads, not the runbook's
-            before = [self._read_state(s.env, probe) for probe in state]
+            read = [self._read_state(s.env, probe) for probe in state]
+            if None in read:
+                base.status = "failed"
+                base.message = f"line {s.line}: the undo cannot be proved: the state before could not be read " \
+                               f"({state[read.index(None)]})"
+                return base
+            before = [r for r in read if r is not None]
         role = "write" if mutating else "read"
         self.use(s.env, role)
         result = self.sandbox.run(s.lang, text, s.env, timeout=ann.timeout, stream=ann.stream)

@@ -15,6 +15,7 @@ from typing import Any
 from runbook.data.load import load_cached
 
 from .context import World
+from .story import OPERATOR_USER
 
 __all__ = ["seed_oncall", "set_auth"]
 
@@ -34,6 +35,9 @@ def seed_oncall(endpoint_url: str, data_root: str, env: str, site_url: str,
     """A user per role ({"read": policy document, ...}) in env's account; their access keys."""
     world = World(endpoint_url, load_cached(data_root), env, site_url)
     iam = world.client("iam")
+    # The gate's own identity (its reads of the state an undo restores) keeps every permission.
+    iam.put_user_policy(UserName=OPERATOR_USER, PolicyName="gate", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
     keys: dict[str, dict[str, str]] = {}
     for role, document in policies.items():
         user = f"kanjona-{env}-oncall-{role}"
