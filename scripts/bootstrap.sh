@@ -13,6 +13,8 @@ command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 command -v dot >/dev/null || need_apt+=(graphviz)
 # The gate runs every shell block under zsh too, macOS's shell.
 command -v zsh >/dev/null || need_apt+=(zsh)
+# ...and replays each call of a common tool under busybox, a second userland (gate/static/userland.py).
+command -v busybox >/dev/null || need_apt+=(busybox)
 if [[ "${1:-}" == "--test" ]]; then
   command -v chromium >/dev/null || need_apt+=(chromium)
   command -v shellcheck >/dev/null || need_apt+=(shellcheck)

@@ -191,9 +191,13 @@ def test_report_counts_each_command_once_by_its_worst_tab() -> None:
     results = [Result("p", 3, "dev", "exec", "passed", "c", origin="a.yaml:1", impact="read-only"),
                Result("p", 9, "prod", "exec", "passed", "c", origin="a.yaml:1", impact="read-only"),
                Result("p", 20, "dev", "exec", "passed", "c", origin="a.yaml:5", impact="state-changing"),
-               Result("p", 30, "dev", "exec", "passed", "c", origin="a.yaml:5", impact="deleting"),
+               Result("p", 30, "prod", "exec", "passed", "c", origin="a.yaml:5", impact="deleting"),
                Result("p", 40, "dev", "extract", "skipped", "c")]
     assert impact_counts(results) == {"read-only": 1, "state-changing": 0, "deleting": 1}
+    # Two commands of one origin (an alarm's generated first step) in one environment: two.
+    twice = [Result("p", n, env, "exec", "passed", "c", origin="a.yaml:9", impact="read-only")
+             for env in ("dev", "prod") for n in (1, 2)]
+    assert impact_counts(twice)["read-only"] == 2
 
 
 # ------------------------------------------------------------------ undo, proved

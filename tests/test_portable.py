@@ -255,3 +255,22 @@ def test_gate_passes_the_rewrites_and_the_cli_takes_epoch_seconds(checker) -> No
     assert end - start == 3600
     millis = calls[1].argv[5]
     assert millis.endswith("000") and abs(int(millis) // 1000 - start) <= 1
+
+
+def test_busybox_replays_each_tool_call_and_catches_what_the_rules_miss(checker) -> None:
+    from runbook.gate.static.userland import BUSYBOX
+
+    assert BUSYBOX, "busybox is missing: scripts/bootstrap.sh installs it"
+    # Not in the rule list: GNU date --rfc-email and sed -z (BSD has neither), one hidden in a variable.
+    for code in ("date --rfc-email", "opt=-z; sed $opt 's/a/b/' /dev/null"):
+        assert not portable.scan(code)
+        problems, _ = checker.check_shell(code)
+        assert len(problems) == 1 and "rejected by another userland (busybox:" in problems[0].message, problems
+        assert problems[0].line == 1
+        assert checker.check_shell(code, portable=False)[0] == []  # gnu_only: deliberate
+    # A form the rules know is reported once, by the rule.
+    problems, _ = checker.check_shell("date -d '1 hour ago' +%s")
+    assert len(problems) == 1 and "`date -d`" in problems[0].message
+    # What both take passes.
+    for code in ("date +%s", "date -u +%Y-%m-%dT%H:%M:%SZ", "echo a | grep -E '[a]'", "TZ=UTC+24 date +%Y-%m-%d"):
+        assert checker.check_shell(code)[0] == [], code

@@ -429,7 +429,8 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
     for i, s in enumerate(p.snippets):
         reason = _skip_reason(s)
         if reason:
-            results[i] = Result(s.page, s.line, s.env, "extract", "skipped", s.text, reason, s.origin)
+            results[i] = Result(s.page, s.line, s.env, "extract", "skipped", s.text, reason, s.origin,
+                                impact=impact(block_operations(p, s)).label if s.executable else "")
         else:
             todo.append((i, s))
     # Read-only blocks first, so a lane resets its world only for the state-changing tail.
@@ -502,11 +503,17 @@ def summary_line(counts: dict[str, int]) -> str:
 
 def impact_counts(results: Sequence[Result]) -> dict[str, int]:
     """Blocks per effect, each block counted once over its environments' tabs (the worst)."""
-    worst: dict[tuple[str, str], int] = {}
+    worst: dict[tuple[str, str, int], int] = {}
+    seen: Counter[tuple[str, str, str]] = Counter()
     for r in results:
         if r.impact:
+            # One command's tabs share its origin; two commands of one origin (an alarm's
+            # generated first step) are told apart by their order within the environment.
+            origin = r.origin or str(r.line)
+            key = (r.page, origin, seen[(r.page, origin, r.env)])
+            seen[(r.page, origin, r.env)] += 1
             rank = [i.label for i in Impact].index(r.impact)
-            worst[(r.page, r.origin or str(r.line))] = max(rank, worst.get((r.page, r.origin or str(r.line)), 0))
+            worst[key] = max(rank, worst.get(key, 0))
     found = Counter(worst.values())
     return {i.label: found.get(i.value, 0) for i in Impact}
 

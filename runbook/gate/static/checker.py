@@ -34,7 +34,7 @@ from runbook.data import placeholders
 from runbook.errors import GateError
 from runbook.gate.jsonlines import ChildExited, JsonLinesClient, NoAnswer
 from runbook.gate.sandbox.isolation import confine
-from runbook.gate.static import shell
+from runbook.gate.static import shell, userland
 from runbook.gate.static.cli import cli_interpreter, find_aws_cli_v2, scratch_env
 from runbook.gate.static.constraints import check_api_params, cli_option
 from runbook.gate.static.python import check_python_code
@@ -283,7 +283,10 @@ class StaticChecker:
                                                                 block, snippet, code)
             problems.extend(_problems(expansion_problems))
             if portable:
-                problems.extend(_problems(shell.portability(code, tools)))
+                known = shell.portability(code, tools)
+                problems.extend(_problems(known))
+                # What the rules do not know, another implementation of the tools may refuse.
+                problems.extend(_problems(userland.rejections(tools, block)))
             calls: list[AwsCall] = []
             for line, argv in raw_calls:
                 answer = self.validate_aws(argv, cwd=str(block / "cwd"))
