@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runbook.data.load import load
-from runbook.errors import Loc, Problem, RunbookError, shown_path
+from runbook.errors import Loc, Problem, RunbookError, github_annotation, shown_path
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +30,8 @@ def _check(args: argparse.Namespace) -> int:
     # Warnings (valid but unfinished data, e.g. a placeholder contact) are printed, not failed on.
     found = warnings(catalog)
     for w in found:
+        if args.format == "github":
+            print(github_annotation(w.loc, w.message.removeprefix("warning: "), level="warning"))
         print(w, file=sys.stderr)
     if found:
         print(f"{len(found)} warning(s)", file=sys.stderr)
@@ -119,6 +121,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--site", type=Path, metavar="DIR",
                    help="also scan a built site for secrets (its text files, less the theme's own), "
                         "e.g. before publishing it")
+    c.add_argument("--format", choices=["text", "github"], default="text",
+                   help="github: also print each problem as a GitHub Actions annotation on its line")
     c.set_defaults(func=_check)
 
     e = sub.add_parser("export-alarms", help="write CloudWatch alarm definitions for one environment")
@@ -157,6 +161,11 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--report", type=Path, help="write a JSON report here")
     v.add_argument("--mkdocs", type=Path, default=PROJECT / "mkdocs.yml")
     v.add_argument("--jobs", type=int, default=0, help="parallel sandboxes (default: CPU count)")
+    v.add_argument("--format", choices=["text", "github"], default="text",
+                   help="github: each failure as a GitHub Actions annotation on the YAML (or page) line")
+    v.add_argument("--junit", type=Path, metavar="FILE", help="also write the results as JUnit XML")
+    v.add_argument("--summary", type=Path, metavar="FILE",
+                   help="append a Markdown table per page and environment (default: $GITHUB_STEP_SUMMARY if set)")
     v.set_defaults(func=_verify)
     return p
 
@@ -166,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except RunbookError as err:
+        if getattr(args, "format", "text") == "github":
+            for problem in err.problems:
+                print(problem.github())
         print(err, file=sys.stderr)
         print(f"{len(err.problems)} problem(s) found", file=sys.stderr)
         return 1

@@ -35,6 +35,24 @@ class Problem:
     def __str__(self) -> str:
         return f"{self.loc}: {self.message}"
 
+    def github(self) -> str:
+        """The problem as a GitHub Actions annotation on its file and line."""
+        return github_annotation(self.loc, self.message)
+
+
+def _escape(text: str, prop: bool = False) -> str:
+    # GitHub's workflow-command escaping; a property value also escapes ':' and ','.
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def github_annotation(loc: Loc, message: str, level: str = "error", title: str | None = None) -> str:
+    """`::error file=F,line=L,col=C,title=T::message`: GitHub shows it on that line of a pull request."""
+    props = [f"file={_escape(loc.file, True)}", f"line={loc.line}", f"col={loc.col}"]
+    if title:
+        props.append(f"title={_escape(title, True)}")
+    return f"::{level} {','.join(props)}::{_escape(message)}"
+
 
 class RunbookError(Exception):
     """Raised with every problem found, so a user fixes them in one pass."""

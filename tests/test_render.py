@@ -153,7 +153,7 @@ def test_a_broken_annotation_is_a_located_error() -> None:
     ("marker", "message"),
     [
         ('{"expct": ["a"]}', "docs/p.md:2: unknown runbook annotation key 'expct' (known: origin, skip, xfail, "
-                             "expect, stream, timeout, mutates, gnu_only, undo)"),
+                             "expect, stream, timeout, mutates, gnu_only, undo, code_at)"),
         ('{"timeout": "5"}',
          "docs/p.md:2: runbook annotation 'timeout' must be a positive number of seconds, got \"5\""),
         ('{"stream": 1}', "docs/p.md:2: runbook annotation 'stream' must be true or false, got 1"),

@@ -28,6 +28,7 @@ from runbook.data.model import Catalog
 from runbook.data.placeholders import substitute
 from runbook.errors import GateError, shown_path
 from runbook.export.fsio import write_atomic
+from runbook.gate import reports
 from runbook.gate.sandbox.sandbox import EnvCredentials, Sandbox
 from runbook.gate.snippets import Snippet, extract_dir
 from runbook.gate.static.checker import AwsCall, StaticChecker, StaticProblem
@@ -62,6 +63,8 @@ class Result:
     aws_calls: int = 0
     zsh: bool = False  # also run under zsh, macOS's shell
     impact: str = ""  # "read-only" | "state-changing" | "deleting" (IAM access levels of its calls)
+    code_at: str | None = None  # where the block's code starts in runbook_data (file:line:col)
+    block_line: int = 0  # the line within the block of the first static problem (0: none)
 
     @property
     def key(self) -> str:
@@ -335,7 +338,8 @@ class Lane:
 
     def check(self, p: Plan, s: Snippet, static_only: bool) -> Result:
         assert self.checker is not None
-        base = Result(s.page, s.line, s.env, "static", "passed", s.text, origin=s.origin)
+        base = Result(s.page, s.line, s.env, "static", "passed", s.text, origin=s.origin,
+                      code_at=s.annotation.code_at)
         text = p.runnable_text(s)
         start = time.perf_counter()
         calls: list[AwsCall] = []
@@ -355,6 +359,7 @@ class Lane:
         if marker:
             problems.append(StaticProblem(1, marker))
         if problems:
+            base.block_line = min(pr.line for pr in problems)
             base.status = "failed"
             base.message = "\n".join(f"line {s.line + pr.line}: {pr.message}" for pr in problems)
             return base
@@ -609,13 +614,23 @@ def main(args: argparse.Namespace) -> int:
     except _BuildFailed as exc:
         print(f"runbook verify: the site did not build: {exc}", file=sys.stderr)
         return 1
-    for r in results:
-        if r.status != "passed":
-            print(r.line_text())
+    if getattr(args, "format", "text") == "github":  # annotations on the line to edit
+        for line in reports.github_lines(results):
+            print(line)
+    else:
+        for r in results:
+            if r.status != "passed":
+                print(r.line_text())
     counts = summary(results)
     total = time.perf_counter() - start
     if args.report:
         write_report(args.report, results, {"seconds": round(total, 2), "build_seconds": round(p.build_seconds, 2)})
+    if getattr(args, "junit", None):
+        write_atomic(args.junit, reports.junit_xml(results, total))
+    summary_file = getattr(args, "summary", None) or os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:
+        with open(summary_file, "a", encoding="utf-8") as out:  # GitHub's job summary is appended to
+            out.write(reports.summary_markdown(results))
     print(f"{counts['xfailed']} xfailed, {counts['xpassed']} xpassed; {len(results)} blocks in {total:.1f} s")
     print(impact_line(results))
     print(tier_line(results))

@@ -33,6 +33,7 @@ class Annotation:
     mutates: bool | None = None  # changes state; None: the gate decides from the calls
     gnu_only: str | None = None  # uses a GNU-only form on purpose, for this reason: not a portability failure
     undo: bool = False  # puts back what the next block changes: the gate runs it right after that block
+    code_at: str | None = None  # runbook_data file:line:col of the code's first character (line k: line+k-1)
 
     def comment(self) -> str:
         """The marker line: origin always, every other field only where it is not the default."""
@@ -69,7 +70,7 @@ def _typed(key: str, value: Any, where: str) -> Any:
 
     if key == "gnu_only" and not (isinstance(value, str) and value.strip()):
         raise wrong("the reason the command cannot be written for both GNU and BSD/macOS")
-    if key in ("origin", "skip", "xfail", "gnu_only"):
+    if key in ("origin", "skip", "xfail", "gnu_only", "code_at"):
         if value is not None and not isinstance(value, str):
             raise wrong("a string")
         return value or None

@@ -48,6 +48,18 @@ def _origin(node: Node) -> str | None:
     return f"{node.loc.file}:{node.loc.line}" if node.loc else None
 
 
+def _code_at(cmd: Command) -> str | None:
+    """Where the command's code starts in the data, so that a problem on its line k is
+    reported at that YAML line (the command's own key: a generated command has none)."""
+    key = "python" if cmd.python is not None else "shell"
+    if cmd.anchor is None or cmd.loc_of(key) == cmd.loc:
+        return None
+    try:
+        return str(cmd.anchor.text_at(0, key))
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
 def _code_span(text: str) -> str:
     fence = "``" if "`" in text else "`"
     return f"{fence}{text}{fence}"
@@ -113,6 +125,7 @@ def command_markdown(cat: Catalog, cmd: Command) -> str:
     marker = Annotation(
         origin=_origin(cmd), skip=cmd.skip or None, xfail=cmd.xfail or None, expect=tuple(cmd.expect),
         stream=cmd.stream, timeout=cmd.timeout, mutates=cmd.mutates, gnu_only=cmd.gnu_only,
+        code_at=_code_at(cmd),
     ).comment()
     # The undo's fill-ins too: what it puts back must be noted before the command runs.
     inputs = sorted({m.group(1) for m in placeholders.find(cmd.code + (cmd.undo or "")) if m.group(1) in cat.inputs})

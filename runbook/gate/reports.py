@@ -1,0 +1,99 @@
+"""The gate's results for CI: GitHub annotations on the line to edit, a JUnit XML file, and the
+job summary (a table per page and environment).
+
+An annotation points at the YAML line a generated block comes from (its origin), and at the
+page's own line for a hand-written block: the line a pull request's author changes.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from runbook.errors import Loc, github_annotation
+
+if TYPE_CHECKING:
+    from runbook.gate.run import Result
+
+__all__ = ["FAILING", "github_lines", "junit_xml", "result_loc", "summary_markdown"]
+
+FAILING = ("failed", "xpassed")
+
+
+def result_loc(r: Result) -> Loc:
+    """The line to edit: the YAML line of the block's first problem (its code's start for a
+    failure when run), the YAML origin of a generated block, else the page's own line."""
+    if r.code_at:
+        file, line, col = r.code_at.rsplit(":", 2)
+        return Loc(file, int(line) + max(r.block_line, 1) - 1, int(col))
+    if r.origin:
+        parts = r.origin.rsplit(":", 2)
+        numbers = [p for p in parts[1:] if p.isdigit()]
+        if len(parts) >= 2 and numbers:
+            return Loc(parts[0], int(numbers[0]), int(numbers[1]) if len(numbers) > 1 else 1)
+    return Loc(r.page, r.line, 1)
+
+
+def github_lines(results: Sequence[Result]) -> list[str]:
+    """An `::error` annotation per block that did not pass."""
+    out = []
+    for r in results:
+        if r.status in FAILING:
+            first = r.message.strip() or r.status
+            out.append(github_annotation(result_loc(r), f"{r.page}:{r.line} [{r.env}] {r.tier}: {r.status}: {first}",
+                                         title=f"runbook verify [{r.env}]"))
+    return out
+
+
+def junit_xml(results: Sequence[Result], seconds: float) -> str:
+    """One test case per block and environment: failure, skipped, or passed (xfailed: passed)."""
+    suite = ET.Element("testsuite", name="runbook verify", tests=str(len(results)),
+                       failures=str(sum(r.status in FAILING for r in results)),
+                       skipped=str(sum(r.status == "skipped" for r in results)), time=f"{seconds:.2f}")
+    for r in results:
+        loc = result_loc(r)
+        case = ET.SubElement(suite, "testcase", classname=r.page.removesuffix(".md").replace("/", "."),
+                             name=f"{r.page}:{r.line} [{r.env}]", file=loc.file, line=str(loc.line),
+                             time=f"{r.seconds + r.static_seconds:.3f}")
+        if r.status in FAILING:
+            ET.SubElement(case, "failure", message=(r.message.strip().splitlines() or [r.status])[0][:500],
+                          type=r.status).text = f"{r.message}\n\n{r.command}"
+        elif r.status == "skipped":
+            ET.SubElement(case, "skipped", message=r.message)
+        elif r.status == "xfailed":
+            ET.SubElement(case, "system-out").text = f"expected failure: {r.message}"
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+_MARK = {"failed": "❌", "xpassed": "❌", "passed": "✅", "xfailed": "✅", "skipped": "⏭️"}
+
+
+def summary_markdown(results: Sequence[Result]) -> str:
+    """The job summary: per page, per environment, how many blocks passed, failed, were skipped."""
+    envs = list(dict.fromkeys(r.env for r in results))
+    cells: dict[tuple[str, str], Counter[str]] = {}
+    for r in results:
+        cells.setdefault((r.page, r.env), Counter())[r.status] += 1
+    pages = list(dict.fromkeys(r.page for r in results))
+    totals = Counter(r.status for r in results)
+    lines = ["## runbook verify", "",
+             f"{totals['passed'] + totals['xfailed']} passed ({totals['xfailed']} expected failures), "
+             f"{totals['failed'] + totals['xpassed']} failed, {totals['skipped']} skipped; "
+             "run against a simulated AWS (moto).", "",
+             "| page | " + " | ".join(envs) + " |", "|---|" + "---|" * len(envs)]
+    for page in pages:
+        row = []
+        for env in envs:
+            c = cells.get((page, env), Counter())
+            bad = c["failed"] + c["xpassed"]
+            parts = [f"{_MARK['failed']} {bad} failed"] if bad else []
+            if c["passed"] + c["xfailed"]:
+                parts.append(f"{_MARK['passed']} {c['passed'] + c['xfailed']}")
+            if c["skipped"]:
+                parts.append(f"{_MARK['skipped']} {c['skipped']}")
+            row.append(" · ".join(parts) or "–")
+        lines.append(f"| `{page}` | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
