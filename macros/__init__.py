@@ -72,4 +72,6 @@ def on_post_page_macros(env: Any) -> None:
     if problems:
         # A located message and a failed build, not a traceback.
         raise PluginError("\n".join(sorted(problems)))
-    build.keep_rendered(page, markdown)
+    file = env.page.file
+    source = file.content_string if file.generated_by is None else None  # the file its author edits
+    build.keep_rendered(page, markdown, source, env.page.markdown)  # page.markdown: not yet rendered

@@ -87,6 +87,15 @@ def _iam_policy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _publish(args: argparse.Namespace) -> int:
+    from runbook.export.alarms import environment
+    from runbook.site import publish
+
+    catalog = load(args.data)  # data with failing checks is refused here, located
+    environment(catalog, args.env, "publish")
+    return publish.publish(catalog, args.env, args.site, args.report, dry_run=args.dry_run)
+
+
 def _schema(args: argparse.Namespace) -> int:
     from runbook.data import schema
 
@@ -141,6 +150,13 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--out", help="file to write (atomically); default: standard output")
     i.add_argument("--mkdocs", type=Path, default=PROJECT / "mkdocs.yml", help="the site whose blocks it covers")
     i.set_defaults(func=_iam_policy)
+
+    u = sub.add_parser("publish", help="copy the built site to the runbook's bucket and invalidate its CDN")
+    u.add_argument("--env", required=True)
+    u.add_argument("--site", type=Path, default=Path("site"), help="the built site (default: site/)")
+    u.add_argument("--report", type=Path, help="the gate's JSON report: publishing refuses one with a failure")
+    u.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    u.set_defaults(func=_publish)
 
     s = sub.add_parser("schema", help="write the JSON Schemas of the data files (for editors)")
     s.add_argument("--out", type=Path, default=PROJECT / "runbook_data" / "schema")

@@ -43,7 +43,8 @@ def test_a_page_with_broken_commands_fails_at_each_block(tmp_path: Path) -> None
     report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert report["summary"]["failed"] == 5 and report["summary"]["passed"] == 1
     first = report["results"][0]
-    assert set(first) == {"page", "line", "env", "tier", "status", "command", "message", "origin", "impact"}
+    assert set(first) == {"page", "line", "env", "tier", "status", "command", "message", "origin", "impact",
+                          "digest"}
     # The misspelt operation is no operation the IAM database knows: never read-only.
     assert lines[-3] == "commands by IAM access level: 5 read-only, 1 state-changing, 0 deleting"
     assert first["page"] == "docs/broken.md" and first["line"] == 5 and first["env"] == "dev"

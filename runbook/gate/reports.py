@@ -7,9 +7,14 @@ page's own line for a hand-written block: the line a pull request's author chang
 
 from __future__ import annotations
 
+import datetime
+import os
+import subprocess
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runbook.errors import Loc, github_annotation
@@ -17,7 +22,7 @@ from runbook.errors import Loc, github_annotation
 if TYPE_CHECKING:
     from runbook.gate.run import Result
 
-__all__ = ["FAILING", "github_lines", "junit_xml", "result_loc", "summary_markdown"]
+__all__ = ["FAILING", "github_lines", "junit_xml", "meta", "result_loc", "summary_markdown"]
 
 FAILING = ("failed", "xpassed")
 
@@ -97,3 +102,21 @@ def summary_markdown(results: Sequence[Result]) -> str:
             row.append(" · ".join(parts) or "–")
         lines.append(f"| `{page}` | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def meta(aws_cli: str, project: Path) -> dict[str, str]:
+    """When, at which commit, with which AWS CLI and moto the results were made."""
+    def output(argv: list[str]) -> str:
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=20, cwd=project)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    commit = os.environ.get("GITHUB_SHA", "")[:12] or output(["git", "rev-parse", "--short=12", "HEAD"])
+    return {
+        "verified_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit,
+        "aws_cli": output([aws_cli, "--version"]).split(" ")[0],
+        "moto": metadata.version("moto"),
+    }

@@ -36,11 +36,12 @@ from runbook.gate.static.cli import find_aws_cli_v2
 from runbook.gate.verdict import FAILED, PASSED, Verdict, judge
 from runbook.site import build
 from runbook.site.annotation import AnnotationError
+from runbook.site.status import block_digest
 
 __all__ = ["GateError", "Plan", "Result", "plan", "run"]
 
 # What the JSON report keeps of each result (timings vary from run to run).
-REPORT_FIELDS = ("page", "line", "env", "tier", "status", "command", "message", "origin", "impact")
+REPORT_FIELDS = ("page", "line", "env", "tier", "status", "command", "message", "origin", "impact", "digest")
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -64,6 +65,7 @@ class Result:
     zsh: bool = False  # also run under zsh, macOS's shell
     impact: str = ""  # "read-only" | "state-changing" | "deleting" (IAM access levels of its calls)
     code_at: str | None = None  # where the block's code starts in runbook_data (file:line:col)
+    digest: str = ""  # the block as rendered for its environment (runbook.site.status): the site's key
     block_line: int = 0  # the line within the block of the first static problem (0: none)
 
     @property
@@ -491,6 +493,8 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
         raise
     if errors:
         raise GateError(f"the gate could not run: {type(errors[0]).__name__}: {errors[0]}")
+    for i, r in results.items():  # the key the site's status lines look results up by
+        r.digest = block_digest(p.snippets[i].env, p.snippets[i].text)
     return [results[i] for i in sorted(results)]
 
 
@@ -528,8 +532,10 @@ def impact_line(results: Sequence[Result]) -> str:
     return "commands by IAM access level: " + ", ".join(f"{n} {label}" for label, n in counts.items())
 
 
-def write_report(path: Path, results: Sequence[Result], extra: dict[str, object]) -> None:
+def write_report(path: Path, results: Sequence[Result], extra: dict[str, object],
+                 meta: dict[str, str] | None = None) -> None:
     data = {
+        "meta": meta or {},
         "results": [
             {k: v for k, v in asdict(r).items() if k in REPORT_FIELDS}
             for r in results
@@ -624,7 +630,8 @@ def main(args: argparse.Namespace) -> int:
     counts = summary(results)
     total = time.perf_counter() - start
     if args.report:
-        write_report(args.report, results, {"seconds": round(total, 2), "build_seconds": round(p.build_seconds, 2)})
+        write_report(args.report, results, {"seconds": round(total, 2), "build_seconds": round(p.build_seconds, 2)},
+                     reports.meta(find_aws_cli_v2(os.environ.get("RUNBOOK_AWS_CLI")), PROJECT))
     if getattr(args, "junit", None):
         write_atomic(args.junit, reports.junit_xml(results, total))
     summary_file = getattr(args, "summary", None) or os.environ.get("GITHUB_STEP_SUMMARY")

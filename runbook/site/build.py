@@ -10,6 +10,7 @@ caller, and its output is exactly what ``mkdocs build`` prints.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import subprocess
@@ -31,7 +32,7 @@ _rendered_dir: Path | None = None
 @dataclass(frozen=True)
 class Built:
     site_dir: Path  # the HTML, as served
-    rendered_dir: Path  # each page's Markdown after macros (what the gate reads)
+    rendered_dir: Path  # each page's Markdown after macros (what the gate reads), and its source (SOURCE_SUFFIX)
     seconds: float
     returncode: int
     output: str  # what mkdocs printed: located lines on failure
@@ -56,13 +57,53 @@ def build(mkdocs_yml: Path, out: Path, *, docs_dir: Path | None = None, strict: 
     return Built(out / "site", out / "rendered", seconds, proc.returncode, (proc.stdout + proc.stderr).strip())
 
 
-def keep_rendered(page: str, markdown: str) -> None:
-    """Called by the macros for every page: keep its rendered Markdown when building for the gate."""
+# Next to a kept page of docs/ (not a generated one): the file its author edits, for the gate to
+# report lines of that file (`x.md` -> `x.md.source.json`; not `*.md`, so never taken for a page).
+SOURCE_SUFFIX = ".source.json"
+
+
+@dataclass(frozen=True)
+class Source:
+    """The docs/ file a rendered page was made from, as mkdocs read it."""
+
+    text: str
+    # 0-based line of `text` where the Markdown that mkdocs-macros renders starts: mkdocs
+    # strips the front matter (and the blank lines after it) before any plugin sees the page.
+    body_line: int
+
+
+def _body_line(source: str, body: str) -> int | None:
+    """Where ``body`` (the page after mkdocs took its front matter off) starts in ``source``."""
+    if not source.endswith(body):
+        return None
+    return source[: len(source) - len(body)].count("\n")
+
+
+def keep_rendered(page: str, markdown: str, source: str | None = None, body: str | None = None) -> None:
+    """Called by the macros for every page: keep its rendered Markdown when building for the gate.
+
+    ``source``: the page's file in docs/ (None for a generated page); ``body``: the Markdown
+    mkdocs-macros was given (the source without its front matter). Kept together, next to
+    the page, as a :class:`Source`, when the body is the end of the source."""
     if _rendered_dir is None:
         return
     target = _rendered_dir / page
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(markdown, encoding="utf-8")
+    first = _body_line(source, body) if source is not None and body is not None else None
+    if first is not None:
+        kept = {"text": source, "body_line": first}
+        target.with_name(target.name + SOURCE_SUFFIX).write_text(json.dumps(kept), encoding="utf-8")
+
+
+def kept_source(rendered_page: Path) -> Source | None:
+    """The :class:`Source` kept next to a rendered page, or None (a generated page)."""
+    path = rendered_page.with_name(rendered_page.name + SOURCE_SUFFIX)
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return Source(str(kept["text"]), int(kept["body_line"]))
 
 
 # ------------------------------------------------------------------ site_url

@@ -12,8 +12,6 @@ from runbook.gate.sandbox import environment
 
 __all__ = ["cli_interpreter", "find_aws_cli_v2", "python_shebang", "scratch_env"]
 
-_VERIFIED_CLIS: set[tuple[str, int, int]] = set()
-
 
 def scratch_env(home: str) -> dict[str, str]:
     """The environment of the static tier's CLI processes: stub keys, nothing of the host."""
@@ -24,18 +22,88 @@ def scratch_env(home: str) -> dict[str, str]:
     }
 
 
+# Where Debian's awscli package puts the CLI v2: tried after every `aws` on PATH.
+FALLBACK_AWS_CLI = "/usr/bin/aws"
+_VERSION_TIMEOUT = 60.0  # seconds for one `aws --version` (a cold CLI v2 takes ~0.5 s)
+# The first line `--version` printed, per file version: each CLI is probed once per process.
+_VERSIONS: dict[tuple[str, int, int], tuple[bool, str]] = {}
+
+
+def _version(cli: str) -> tuple[bool, str]:
+    """(True, first line of ``cli --version``) or (False, why it did not run). Bounded by
+    ``_VERSION_TIMEOUT``; what a CLI that ran printed is cached per (path, mtime, size)."""
+    try:
+        stat = os.stat(cli)
+    except OSError as exc:
+        return False, f"cannot stat it: {exc.strerror or exc}"
+    key = (cli, stat.st_mtime_ns, stat.st_size)
+    if key in _VERSIONS:  # `aws --version` costs ~0.5 s: once per process
+        return _VERSIONS[key]
+    with tempfile.TemporaryDirectory(prefix="gate-aws-version-") as home:
+        env = dict(os.environ)  # a pyenv shim needs the caller's PATH and PYENV_*
+        env.update({k: v for k, v in scratch_env(home).items() if k != "PATH"})
+        try:
+            proc = subprocess.run([cli, "--version"], capture_output=True, text=True,
+                                  timeout=_VERSION_TIMEOUT, env=env, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            outcome = (False, f"`{cli} --version` did not answer in {_VERSION_TIMEOUT:g} s")
+        except OSError as exc:
+            outcome = (False, f"cannot run {cli} --version: {exc}")
+        else:
+            lines = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
+            outcome = _VERSIONS[key] = (
+                True, lines[0] if lines else f"exit status {proc.returncode}, no version printed")
+    return outcome
+
+
+def _is_v2(version_line: str) -> bool:
+    return version_line.startswith("aws-cli/2.")
+
+
+def _candidates() -> list[str]:
+    """Every executable ``aws`` on PATH, in PATH order, then FALLBACK_AWS_CLI; one path per
+    program (``/bin/aws`` is ``/usr/bin/aws`` where /bin links to /usr/bin)."""
+    found: list[str] = []
+    seen: set[str] = set()
+    dirs = [d for d in os.environ.get("PATH", os.defpath).split(os.pathsep) if d]
+    for path in [os.path.join(d, "aws") for d in dirs] + [FALLBACK_AWS_CLI]:
+        path = os.path.abspath(path)
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            continue
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            found.append(path)
+    return found
+
+
+def _discover() -> str:
+    """The first AWS CLI v2 among the candidates; GateError listing each one tried otherwise."""
+    tried: list[str] = []
+    for cli in _candidates():
+        ran, version = _version(cli)
+        if ran and _is_v2(version):
+            return cli
+        tried.append(f"{cli} ({version!r})" if ran else f"{cli} ({version})")
+    how = (f"install Debian's awscli package (the AWS CLI v2, {FALLBACK_AWS_CLI}) "
+           "or set RUNBOOK_AWS_CLI to an AWS CLI v2")
+    if not tried:
+        raise GateError(f"no AWS CLI found (no aws on PATH, no {FALLBACK_AWS_CLI}): {how}")
+    raise GateError(f"no AWS CLI v2 found: tried {', '.join(tried)}; the gate needs aws-cli/2.x: {how}")
+
+
 def find_aws_cli_v2(explicit: str | None = None) -> str:
-    """Path of the AWS CLI v2 to validate with: ``explicit``, else ``$RUNBOOK_AWS_CLI``,
-    else the first ``aws`` on PATH. Raises GateError unless it runs and says aws-cli/2."""
+    """Path of the AWS CLI v2 to validate with: ``explicit``, else ``$RUNBOOK_AWS_CLI``, else
+    the first of every ``aws`` on PATH (in PATH order) and then /usr/bin/aws that says
+    aws-cli/2. A CLI that was asked for (``explicit`` or ``$RUNBOOK_AWS_CLI``) is used or
+    refused, never replaced: GateError unless it runs and says aws-cli/2. With nothing asked
+    for, GateError only if no candidate is a v2, naming each one tried and its version."""
     source = "argument"
     cli = explicit
     if not cli:
         cli, source = os.environ.get("RUNBOOK_AWS_CLI") or None, "RUNBOOK_AWS_CLI"
     if not cli:
-        cli, source = shutil.which("aws"), "PATH"
-        if not cli:
-            raise GateError("no AWS CLI found: set RUNBOOK_AWS_CLI to the AWS CLI v2 "
-                            "(e.g. /usr/bin/aws from Debian's awscli package)")
+        return _discover()
     if os.sep not in cli:
         found = shutil.which(cli)
         if not found:
@@ -43,26 +111,13 @@ def find_aws_cli_v2(explicit: str | None = None) -> str:
         cli = found
     if not os.path.isfile(cli) or not os.access(cli, os.X_OK):
         raise GateError(f"AWS CLI {cli!r} (from {source}) does not exist or is not executable")
-    stat = os.stat(cli)
-    key = (cli, stat.st_mtime_ns, stat.st_size)
-    if key in _VERIFIED_CLIS:  # `aws --version` costs ~0.5 s: once per process
-        return cli
-    with tempfile.TemporaryDirectory(prefix="gate-aws-version-") as home:
-        env = dict(os.environ)  # a pyenv shim needs the caller's PATH and PYENV_*
-        env.update({k: v for k, v in scratch_env(home).items() if k != "PATH"})
-        try:
-            proc = subprocess.run([cli, "--version"], capture_output=True, text=True,
-                                  timeout=60, env=env, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise GateError(f"cannot run {cli} --version: {exc}") from exc
-    version = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
-    version_line = version[0] if version else ""
-    if not version_line.startswith("aws-cli/2."):
-        shown = version_line or f"exit status {proc.returncode}, no version printed"
+    ran, version = _version(cli)
+    if not ran:
+        raise GateError(version)
+    if not _is_v2(version):
         raise GateError(
-            f"{cli} (from {source}) is not AWS CLI v2: {shown!r}; the gate needs aws-cli/2.x "
-            "(set RUNBOOK_AWS_CLI=/usr/bin/aws, Debian's awscli package)")
-    _VERIFIED_CLIS.add(key)
+            f"{cli} (from {source}) is not AWS CLI v2: {version!r}; the gate needs aws-cli/2.x "
+            f"(set RUNBOOK_AWS_CLI={FALLBACK_AWS_CLI}, Debian's awscli package)")
     return cli
 
 
