@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,23 @@ from mkdocs.exceptions import PluginError
 from runbook.data import placeholders
 from runbook.data.load import load_cached
 from runbook.data.model import Catalog
-from runbook.site import build, escalation, render
+from runbook.site import build, escalation, render, status
 from runbook.site import platform_map as platform_map_mod
+
+
+def _report() -> status.Report | None:
+    """The gate's report this build shows (RUNBOOK_REPORT), or None: "not verified yet"."""
+    path = os.environ.get("RUNBOOK_REPORT")
+    try:
+        return status.load_report(path)
+    except (OSError, ValueError) as exc:
+        raise PluginError(f"RUNBOOK_REPORT={path}: not a readable gate report ({exc})") from None
 
 
 def define_env(env: Any) -> None:
     root = Path(env.project_dir) / "runbook_data"
+    report = _report()
+    env.variables["runbook_report"] = report
 
     def cat() -> Catalog:
         return load_cached(root)
@@ -53,9 +65,17 @@ def define_env(env: Any) -> None:
         """How many commands only read, change state or delete (IAM access levels)."""
         return render.command_effects(cat())
 
+    def verification_claim() -> str:
+        """What the last verification did, as the status page counts it (never "in production")."""
+        return status.claim(report)
+
+    def verification_status() -> str:
+        """Every command block × environment with its result in the gate's report."""
+        return status.status_page(report)
+
     macros: tuple[Callable[..., str], ...] = (
         alarm_page, alarm_index, procedure_page, escalation_page, platform_map, command, value,
-        command_effects,
+        command_effects, verification_claim, verification_status,
     )
     for macro in macros:
         env.macro(macro)
@@ -75,3 +95,7 @@ def on_post_page_macros(env: Any) -> None:
     file = env.page.file
     source = file.content_string if file.generated_by is None else None  # the file its author edits
     build.keep_rendered(page, markdown, source, env.page.markdown)  # page.markdown: not yet rendered
+    # What the gate did with each block, under it (the gate's copy above stays without it).
+    c = load_cached(Path(env.project_dir) / "runbook_data")
+    env.markdown = status.annotate(markdown, f"docs/{page}", [e.name for e in c.environments], c.default_env.name,
+                                   env.variables.get("runbook_report"))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Report", "block_digest", "claim", "load_report", "status_line", "status_page"]
+__all__ = ["Report", "annotate", "block_digest", "claim", "load_report", "status_line", "status_page"]
 
 
 def block_digest(env: str, text: str) -> str:
@@ -72,11 +72,15 @@ def _since(meta: dict[str, Any]) -> str:
     return ", ".join(bits)
 
 
-def describe(report: Report | None, env: str, text: str) -> tuple[str, str]:
-    """(kind, sentence) of one block in one environment."""
+def describe(report: Report | None, env: str, text: str, page: str | None = None) -> tuple[str, str]:
+    """(kind, sentence) of one block in one environment (on `page`, as the report names pages)."""
     if report is None:
         return "unverified", "Not verified yet: this site was built without a gate report."
     result = report.by_digest.get(block_digest(env, text))
+    if result is None and page is not None and not any(r.get("page") == page and r.get("env") == env
+                                                       for r in report.results):
+        return "unverified", (f"Not verified yet: the last verification ({report.meta.get('verified_at', '?')}) "
+                              f"did not cover this page in {env}.")
     if result is None:
         return "changed", (f"Changed since the last verification ({report.meta.get('verified_at', '?')}): "
                            "not verified in this form yet.")
@@ -94,9 +98,9 @@ def describe(report: Report | None, env: str, text: str) -> tuple[str, str]:
     return kind, f"Failed the last verification: {first} ({_since(report.meta)})."
 
 
-def status_line(report: Report | None, env: str, text: str) -> str:
-    kind, sentence = describe(report, env, text)
-    return f'<p class="rb-status rb-status-{kind}" markdown="0">{html.escape(sentence)}</p>'
+def status_line(report: Report | None, env: str, text: str, page: str | None = None) -> str:
+    kind, sentence = describe(report, env, text, page)
+    return f'<p class="rb-status rb-status-{kind}">{html.escape(sentence)}</p>'
 
 
 def counts(report: Report | None) -> Counter[str]:
@@ -112,7 +116,7 @@ def claim(report: Report | None) -> str:
     return (f"Of the site's {total} command blocks (one per environment), {c['verified']} were run against a "
             f"simulated AWS (moto), {c['static']} were checked statically only, {c['not-run']} were not run "
             f"and {c['failed']} failed, at the last verification ({_since(report.meta)}): "
-            "see [Verification status](status.md). Nothing here was verified in production.")
+            "see [Verification status](status.md). None of it ran in production.")
 
 
 def status_page(report: Report | None) -> str:
@@ -131,3 +135,27 @@ def status_page(report: Report | None) -> str:
             f"{c['verified']} verified, {c['static']} checked statically only, {c['not-run']} not run, "
             f"{c['failed']} failed.\n\n")
     return head + "\n".join(rows) + "\n"
+
+
+def annotate(markdown: str, page: str, envs: list[str], default_env: str, report: Report | None) -> str:
+    """The page with a status line under every block the gate takes, at the block's indent."""
+    from runbook.gate.snippets import extract
+
+    lines = markdown.split("\n")
+    after: dict[int, str] = {}  # 0-based line of a closing fence → the status line to put after it
+    for s in extract(markdown, page, envs, default_env):
+        if not s.executable:
+            continue
+        opening = lines[s.line - 1]
+        indent = opening[: len(opening) - len(opening.lstrip())]
+        fence = opening.strip()[:3]
+        close = next((i for i in range(s.line, len(lines)) if lines[i].strip().startswith(fence)
+                      and set(lines[i].strip()) == {fence[0]}), None)
+        if close is not None:
+            after[close] = indent + status_line(report, s.env, s.text, s.page)
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        if i in after:
+            out += ["", after[i]]
+    return "\n".join(out)
