@@ -120,6 +120,13 @@ def _verify(args: argparse.Namespace) -> int:
     return gate.main(args)
 
 
+def _shard(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise argparse.ArgumentTypeError(f"{text!r}: give K/N with 1 <= K <= N, e.g. 2/4")
+    return int(k), int(n)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="runbook", description=__doc__)
     p.add_argument("--data", type=Path, default=PROJECT / "runbook_data", help="runbook_data folder")
@@ -179,6 +186,10 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--jobs", type=int, default=0, help="parallel sandboxes (default: CPU count)")
     v.add_argument("--format", choices=["text", "github"], default="text",
                    help="github: each failure as a GitHub Actions annotation on the YAML (or page) line")
+    v.add_argument("--no-cache", action="store_true", help="run every block, whatever the cache holds")
+    v.add_argument("--cache-dir", type=Path, default=PROJECT / ".cache" / "verify",
+                   help="where passing results are kept, by block, world and versions")
+    v.add_argument("--shard", type=_shard, metavar="K/N", help="only the K-th of N fixed parts of the blocks")
     v.add_argument("--junit", type=Path, metavar="FILE", help="also write the results as JUnit XML")
     v.add_argument("--summary", type=Path, metavar="FILE",
                    help="append a Markdown table per page and environment (default: $GITHUB_STEP_SUMMARY if set)")

@@ -63,8 +63,8 @@ def test_break_a_command_rerun_and_its_status_shows_the_failure(tmp_path: Path) 
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1",
            "RUNBOOK_AWS_CLI": os.environ.get("RUNBOOK_AWS_CLI", "/usr/bin/aws")}
     proc = subprocess.run([sys.executable, "-m", "runbook", "verify", "--mkdocs", str(project / "mkdocs.yml"),
-                           "--static-only", "--report", str(report)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
+                           "--no-cache", "--static-only", "--report", str(report)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     os.environ["RUNBOOK_REPORT"] = str(report)
     try:

@@ -15,10 +15,12 @@ from .conftest import ROOT
 AWS_CLI = os.environ.get("RUNBOOK_AWS_CLI", "/usr/bin/aws")
 
 
-def verify(*args: str, cwd: Path, aws_cli: str = AWS_CLI) -> subprocess.CompletedProcess[str]:
+def verify(*args: str, cwd: Path, aws_cli: str = AWS_CLI, cache: bool = False) -> subprocess.CompletedProcess[str]:
+    """`runbook verify` as a user runs it; every block run (no cache) unless `cache`."""
     env = {**os.environ, "RUNBOOK_AWS_CLI": aws_cli, "NO_MKDOCS_2_WARNING": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "runbook", "verify", "--mkdocs", str(ROOT / "mkdocs.yml"), *args],
+        [sys.executable, "-m", "runbook", "verify", "--mkdocs", str(ROOT / "mkdocs.yml"),
+         *([] if cache else ["--no-cache"]), *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
     )
 
@@ -156,3 +158,45 @@ def test_a_command_that_only_bash_accepts_fails_under_zsh(tmp_path: Path) -> Non
     assert "no matches found: QueueUrls[0]" in proc.stdout
     assert lines[-2] == "dev: 2 run (static+exec, 2 also under zsh), 0 static only, 0 skipped"
     assert lines[-1] == "1 passed, 1 failed, 0 skipped"
+
+
+def test_an_unchanged_block_comes_from_the_cache_and_a_changed_one_runs(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(ROOT / "docs", docs)
+    page = docs / "c.md"
+    one, two = "aws sqs get-queue-url --queue-name kanjona-dev-leads", "aws sts get-caller-identity"
+    page.write_text(f"# C\n\n```bash\n{one}\n```\n\n```bash\n{two}\n```\n", encoding="utf-8")
+    args = ("--docs", "docs", "--page", "c.md", "--env", "dev", "--cache-dir", str(tmp_path / "cache"))
+    first = verify(*args, cwd=tmp_path, cache=True)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "0 result(s) from the verification cache, 2 checked now" in first.stdout
+    again = verify(*args, "--report", "r.json", cwd=tmp_path, cache=True)
+    assert again.returncode == 0 and "2 result(s) from the verification cache, 0 checked now" in again.stdout
+    assert again.stdout.splitlines()[-1] == first.stdout.splitlines()[-1] == "2 passed, 0 failed, 0 skipped"
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["summary"]["from_cache"] == 2
+    page.write_text(page.read_text(encoding="utf-8").replace(two, two + " --output json"), encoding="utf-8")
+    changed = verify(*args, cwd=tmp_path, cache=True)
+    assert "1 result(s) from the verification cache, 1 checked now" in changed.stdout, changed.stdout
+    everything = verify(*args, "--no-cache", cwd=tmp_path, cache=True)
+    assert "from the verification cache" not in everything.stdout and everything.returncode == 0
+
+
+def test_shards_split_the_blocks_the_same_way_every_time(tmp_path: Path) -> None:
+    def blocks(name: str) -> set[tuple[str, int, str]]:
+        results = json.loads((tmp_path / name).read_text(encoding="utf-8"))["results"]
+        return {(r["page"], r["line"], r["env"]) for r in results}
+
+    whole = verify("--static-only", "--report", "all.json", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    keys = {}
+    for k in (1, 2, 3):
+        part = verify("--static-only", "--shard", f"{k}/3", "--report", f"{k}.json", cwd=tmp_path)
+        assert part.returncode == 0, part.stdout + part.stderr
+        keys[k] = blocks(f"{k}.json")
+    assert all(keys.values()) and not (keys[1] & keys[2] or keys[1] & keys[3] or keys[2] & keys[3])
+    assert keys[1] | keys[2] | keys[3] == blocks("all.json")
+    verify("--static-only", "--shard", "2/3", "--report", "2b.json", cwd=tmp_path)
+    assert blocks("2b.json") == keys[2]  # the same blocks on every run
+    bad = verify("--shard", "4/3", cwd=tmp_path)
+    assert bad.returncode == 2 and "give K/N with 1 <= K <= N" in bad.stderr

@@ -61,7 +61,7 @@ def test_a_signal_stops_every_worker_removes_temp_folders_and_exits_2(
     stale.write_text("{}\n")
     env = {**os.environ, "RUNBOOK_AWS_CLI": AWS_CLI, "NO_MKDOCS_2_WARNING": "1", "TMPDIR": str(tmp)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runbook", "verify", "--mkdocs", str(ROOT / "mkdocs.yml"),
+        [sys.executable, "-m", "runbook", "verify", "--mkdocs", str(ROOT / "mkdocs.yml"), "--no-cache",
          "--page", "*lambda-errors*", "--report", str(stale)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -98,7 +98,7 @@ def test_a_finished_run_leaves_nothing_in_tmp(tmp_path: Path) -> None:
     tmp.mkdir()
     env = {**os.environ, "RUNBOOK_AWS_CLI": AWS_CLI, "NO_MKDOCS_2_WARNING": "1", "TMPDIR": str(tmp)}
     done = subprocess.run(
-        [sys.executable, "-m", "runbook", "verify", "--mkdocs", str(ROOT / "mkdocs.yml"),
+        [sys.executable, "-m", "runbook", "verify", "--mkdocs", str(ROOT / "mkdocs.yml"), "--no-cache",
          "--page", "*lambda-errors*"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )

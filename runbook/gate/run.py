@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import queue
@@ -29,6 +30,7 @@ from runbook.data.placeholders import substitute
 from runbook.errors import GateError, shown_path
 from runbook.export.fsio import write_atomic
 from runbook.gate import reports
+from runbook.gate.cache import Cache
 from runbook.gate.sandbox.sandbox import EnvCredentials, Sandbox
 from runbook.gate.snippets import Snippet, extract_dir
 from runbook.gate.static.checker import AwsCall, StaticChecker, StaticProblem
@@ -66,6 +68,7 @@ class Result:
     impact: str = ""  # "read-only" | "state-changing" | "deleting" (IAM access levels of its calls)
     code_at: str | None = None  # where the block's code starts in runbook_data (file:line:col)
     digest: str = ""  # the block as rendered for its environment (runbook.site.status): the site's key
+    cached: bool = False  # taken from the verification cache (runbook.gate.cache), not run this time
     block_line: int = 0  # the line within the block of the first static problem (0: none)
 
     @property
@@ -428,12 +431,29 @@ def _skip_reason(s: Snippet) -> str | None:
     return None
 
 
-def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | None = None) -> list[Result]:
-    """Every snippet's result, in page order. Lanes run in parallel threads (one sandbox each)."""
+def in_shard(s: Snippet, shard: tuple[int, int] | None) -> bool:
+    """Whether block `s` belongs to shard K of N: by a hash of its id, the same on every run."""
+    if shard is None:
+        return True
+    k, n = shard
+    return int(hashlib.sha256(s.id.encode()).hexdigest(), 16) % n == k - 1
+
+
+def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | None = None,
+        cache: Cache | None = None, shard: tuple[int, int] | None = None) -> list[Result]:
+    """Every snippet's result (of the shard, if one is given), in page order. Lanes run in
+    parallel threads (one sandbox each); a block the cache holds is not run again."""
     cli = find_aws_cli_v2(aws_cli or os.environ.get("RUNBOOK_AWS_CLI"))
     results: dict[int, Result] = {}
     todo: list[tuple[int, Snippet]] = []
     for i, s in enumerate(p.snippets):
+        if not in_shard(s, shard):
+            continue
+        hit = cache.get(p, s) if cache is not None and _skip_reason(s) is None else None
+        if hit is not None:
+            results[i] = Result(s.page, s.line, s.env, command=s.text, origin=s.origin,
+                                **{**hit, "cached": True})
+            continue
         reason = _skip_reason(s)
         if reason:
             results[i] = Result(s.page, s.line, s.env, "extract", "skipped", s.text, reason, s.origin,
@@ -470,6 +490,8 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
                 except queue.Empty:
                     return
                 results[i] = lane.check(p, s, static_only)
+                if cache is not None:
+                    cache.put(p, s, results[i])
         except Exception as exc:  # noqa: BLE001 - reported as a gate error below
             errors.append(exc)
         finally:
@@ -600,12 +622,18 @@ def main(args: argparse.Namespace) -> int:
             print(f"runbook verify: cannot remove the old report {args.report}: {exc}", file=sys.stderr)
             return 2
     plans: list[Plan] = []
+    cache: Cache | None = None
     try:
         with _interruptible():
             try:
                 p = plan(args.mkdocs, args.docs, args.envs, args.pages)
                 plans.append(p)
-                results = run(p, static_only=args.static_only, jobs=args.jobs)
+                cache = None
+                if not getattr(args, "no_cache", True):
+                    cli = find_aws_cli_v2(os.environ.get("RUNBOOK_AWS_CLI"))
+                    cache = Cache(args.cache_dir, p, reports.meta(cli, PROJECT)["aws_cli"], args.static_only)
+                results = run(p, static_only=args.static_only, jobs=args.jobs, cache=cache,
+                              shard=getattr(args, "shard", None))
             finally:
                 for done in plans:
                     done.close()
@@ -630,7 +658,8 @@ def main(args: argparse.Namespace) -> int:
     counts = summary(results)
     total = time.perf_counter() - start
     if args.report:
-        write_report(args.report, results, {"seconds": round(total, 2), "build_seconds": round(p.build_seconds, 2)},
+        write_report(args.report, results, {"seconds": round(total, 2), "build_seconds": round(p.build_seconds, 2),
+                                            "from_cache": cache.hits if cache is not None else 0},
                      reports.meta(find_aws_cli_v2(os.environ.get("RUNBOOK_AWS_CLI")), PROJECT))
     if getattr(args, "junit", None):
         write_atomic(args.junit, reports.junit_xml(results, total))
@@ -639,6 +668,9 @@ def main(args: argparse.Namespace) -> int:
         with open(summary_file, "a", encoding="utf-8") as out:  # GitHub's job summary is appended to
             out.write(reports.summary_markdown(results))
     print(f"{counts['xfailed']} xfailed, {counts['xpassed']} xpassed; {len(results)} blocks in {total:.1f} s")
+    if cache is not None:
+        print(f"{cache.hits} result(s) from the verification cache, {len(results) - cache.hits} checked now "
+              "(--no-cache runs everything)")
     print(impact_line(results))
     print(tier_line(results))
     if args.static_only:
