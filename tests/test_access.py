@@ -111,7 +111,10 @@ def test_every_call_of_the_data_is_known_and_the_marks_agree() -> None:
     assert unknown == []
     assert mutates_check(CATALOG) == []
     changing = [loc for loc, e in effects.items() if e is not Impact.READ_ONLY]
-    assert len(changing) >= 9 and all(e is not Impact.DELETES for e in effects.values())
+    assert len(changing) >= 9
+    # The one deleting command: publishing's `s3 sync --delete` (files gone from the site go).
+    deleting = [loc for loc, e in effects.items() if e is Impact.DELETES]
+    assert [loc.split(":")[0] for loc in deleting] == ["runbook_data/procedures/maintenance.yaml"]
 
 
 def _project(tmp_path: Path) -> Path:

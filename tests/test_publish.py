@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -61,15 +64,32 @@ def test_publish_refuses_failing_data_a_secret_and_a_failed_report(tmp_path: Pat
     assert proc.returncode == 1 and "no index.html" in proc.stderr
 
 
-def test_publish_copies_the_site_and_invalidates_the_distribution(tmp_path: Path, site: Path) -> None:
-    from moto.server import ThreadedMotoServer
+def _moto_server() -> tuple[subprocess.Popen[bytes], str]:
+    """A moto server of its own (another process: moto's state is global to a process, and S3
+    bucket names to all its accounts), on a free loopback port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for _ in range(600):  # bounded: until it answers (or it died)
+        try:
+            opener.open(endpoint + "/moto-api/data.json", timeout=1).read()
+            return server, endpoint
+        except OSError:
+            if server.poll() is not None:
+                break
+            time.sleep(0.05)
+    server.kill()
+    raise RuntimeError("moto_server did not start")
 
+
+def test_publish_copies_the_site_and_invalidates_the_distribution(tmp_path: Path, site: Path) -> None:
     aws = require_aws_cli()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    server, endpoint = _moto_server()
     try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://127.0.0.1:{port}"
         creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing",  # pragma: allowlist secret
                  "region_name": "us-east-1", "endpoint_url": endpoint}
         s3, cloudfront = boto3.client("s3", **creds), boto3.client("cloudfront", **creds)
@@ -98,4 +118,5 @@ def test_publish_copies_the_site_and_invalidates_the_distribution(tmp_path: Path
         invalidations = cloudfront.list_invalidations(DistributionId=dist["Distribution"]["Id"])
         assert invalidations["InvalidationList"]["Quantity"] == 1
     finally:
-        server.stop()
+        server.kill()
+        server.wait()
