@@ -453,3 +453,42 @@ def test_the_static_tier_runs_page_code_confined(checker, tmp_path):
         for p in (decoy, home_decoy, planted, host_tmp, sock_dir / "s.sock"):
             p.unlink(missing_ok=True)
         sock_dir.rmdir()
+
+
+def _tree_rss_kib(root: int) -> int:
+    """Resident memory of a process and all its descendants (the worker runs under bubblewrap)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total
+
+
+def test_the_cli_worker_memory_does_not_grow_with_the_commands(checker) -> None:
+    """Each command builds a CLI driver; none may stay alive (issue: ~1 MB kept per command)."""
+    argvs = [("lambda", "get-function-configuration", "--function-name", f"f{i}") for i in range(40)] + \
+            [("dynamodb", "describe-table", "--table-name", f"t{i}") for i in range(40)]
+    for argv in argvs[:40]:  # warm: the services' models loaded once
+        checker.validate_aws(argv)
+    assert checker._worker is not None and checker._worker.proc is not None
+    pid = checker._worker.proc.pid
+    before = _tree_rss_kib(pid)
+    for _ in range(3):
+        for argv in argvs:
+            assert checker.validate_aws(argv).get("operation")
+    grown = _tree_rss_kib(pid) - before
+    assert grown < 40 * 1024, f"the worker grew by {grown // 1024} MiB over {3 * len(argvs)} commands"
+    print(f"worker growth over {3 * len(argvs)} commands: {grown // 1024} MiB")

@@ -27,6 +27,7 @@ driver costs ~50 ms, this ~8 ms.
 
 import argparse
 import datetime
+import functools
 import gc
 import io
 import json
@@ -131,19 +132,28 @@ class Worker:
         self._skeletons = {}
 
         # Handler registration checks each handler's signature with inspect; thousands
-        # of registrations per driver make that the main cost. Memoise it.
+        # of registrations per driver make that the main cost. Memoise it, by the code of the
+        # function: a key holding the handler itself (a closure or a bound method of one
+        # driver) kept every driver alive, ~1 MB per command. Code objects are one per `def`.
         cache = {}
         original_accepts = bc_compat.accepts_kwargs
 
+        def signature_key(func):
+            f = getattr(func, "__func__", func)  # a bound method: its function
+            while isinstance(f, functools.partial):
+                f = f.func
+            code = getattr(f, "__code__", None)
+            return (code, isinstance(func, functools.partial)) if code is not None else None
+
         def accepts_kwargs(func):
-            key = getattr(func, "__func__", func)
+            key = signature_key(func)
+            if key is None:  # a builtin, a class, a callable object: not worth keeping
+                return original_accepts(func)
             try:
                 return cache[key]
             except KeyError:
                 result = cache[key] = original_accepts(func)
                 return result
-            except TypeError:  # unhashable callable
-                return original_accepts(func)
 
         bc_hooks.accepts_kwargs = accepts_kwargs
 
