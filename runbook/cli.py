@@ -96,6 +96,25 @@ def _publish(args: argparse.Namespace) -> int:
     return publish.publish(catalog, args.env, args.site, args.report, dry_run=args.dry_run)
 
 
+def _merge_reports(args: argparse.Namespace) -> int:
+    import json
+
+    from runbook.export.fsio import write_atomic
+    from runbook.gate import reports
+
+    try:
+        parts = [json.loads(Path(f).read_text(encoding="utf-8")) for f in args.reports]
+        merged = reports.merge(parts)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"runbook merge-reports: {exc}", file=sys.stderr)
+        return 1
+    write_atomic(args.out, json.dumps(merged, indent=2) + "\n")
+    s = merged["summary"]
+    print(f"{len(merged['results'])} results from {len(parts)} report(s): {s['passed']} passed, "
+          f"{s['failed']} failed, {s['skipped']} skipped, {s['xfailed']} xfailed, {s['xpassed']} xpassed")
+    return 1 if s["failed"] or s["xpassed"] else 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     from runbook.data import schema
 
@@ -164,6 +183,11 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--report", type=Path, help="the gate's JSON report: publishing refuses one with a failure")
     u.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     u.set_defaults(func=_publish)
+
+    m = sub.add_parser("merge-reports", help="one report from the reports of a run's shards (--shard K/N)")
+    m.add_argument("reports", nargs="+", metavar="REPORT")
+    m.add_argument("--out", type=Path, required=True, help="the merged report (written atomically)")
+    m.set_defaults(func=_merge_reports)
 
     s = sub.add_parser("schema", help="write the JSON Schemas of the data files (for editors)")
     s.add_argument("--out", type=Path, default=PROJECT / "runbook_data" / "schema")

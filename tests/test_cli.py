@@ -18,7 +18,7 @@ EXPORT_USAGE = (
 )
 TOP_USAGE = (
     "usage: runbook [-h] [--data DATA]\n"
-    "               {check,export-alarms,iam-policy,publish,schema,links,verify}\n"
+    "               {check,export-alarms,iam-policy,publish,merge-reports,schema,links,verify}\n"
     "               ...\n"
 )
 
@@ -40,8 +40,8 @@ def _exit_code(argv: list[str]) -> int:
     ([], TOP_USAGE, "runbook: error: the following arguments are required: command"),
     (["check", "--bogus"], TOP_USAGE, "runbook: error: unrecognized arguments: --bogus"),
     (["frobnicate"], TOP_USAGE, "runbook: error: argument command: invalid choice: 'frobnicate' "
-                                "(choose from 'check', 'export-alarms', 'iam-policy', 'publish', 'schema', "
-                                "'links', 'verify')"),
+                                "(choose from 'check', 'export-alarms', 'iam-policy', 'publish', "
+                                "'merge-reports', 'schema', 'links', 'verify')"),
     (["export-alarms"], EXPORT_USAGE,
      "runbook export-alarms: error: the following arguments are required: --env, --format"),
     (["export-alarms", "--env", "dev"], EXPORT_USAGE,

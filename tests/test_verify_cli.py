@@ -198,5 +198,16 @@ def test_shards_split_the_blocks_the_same_way_every_time(tmp_path: Path) -> None
     assert keys[1] | keys[2] | keys[3] == blocks("all.json")
     verify("--static-only", "--shard", "2/3", "--report", "2b.json", cwd=tmp_path)
     assert blocks("2b.json") == keys[2]  # the same blocks on every run
+    # Merged, the shards' reports are the unsharded one.
+    merged = subprocess.run([sys.executable, "-m", "runbook", "merge-reports", "1.json", "2.json", "3.json",
+                             "--out", "merged.json"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    one, whole = (json.loads((tmp_path / n).read_text(encoding="utf-8")) for n in ("merged.json", "all.json"))
+    assert one["results"] == whole["results"]
+    assert {k: one["summary"][k] for k in ("passed", "failed", "skipped", "impact")} == \
+        {k: whole["summary"][k] for k in ("passed", "failed", "skipped", "impact")}
+    overlap = subprocess.run([sys.executable, "-m", "runbook", "merge-reports", "1.json", "2b.json", "2.json",
+                              "--out", "x.json"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert overlap.returncode == 1 and "the reports overlap" in overlap.stderr
     bad = verify("--shard", "4/3", cwd=tmp_path)
     assert bad.returncode == 2 and "give K/N with 1 <= K <= N" in bad.stderr

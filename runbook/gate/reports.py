@@ -15,14 +15,14 @@ from collections import Counter
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runbook.errors import Loc, github_annotation
 
 if TYPE_CHECKING:
     from runbook.gate.run import Result
 
-__all__ = ["FAILING", "github_lines", "junit_xml", "meta", "result_loc", "summary_markdown"]
+__all__ = ["FAILING", "github_lines", "junit_xml", "merge", "meta", "result_loc", "summary_markdown"]
 
 FAILING = ("failed", "xpassed")
 
@@ -120,3 +120,26 @@ def meta(aws_cli: str, project: Path) -> dict[str, str]:
         "aws_cli": output([aws_cli, "--version"]).split(" ")[0],
         "moto": metadata.version("moto"),
     }
+
+
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report from the reports of the shards of one run (`--shard K/N`): every result once,
+    in page order, the summary counted again. Shards of different commits or tool versions, or
+    that overlap, are refused (ValueError)."""
+    from runbook.gate.run import REPORT_FIELDS, Result, impact_counts, summary
+
+    metas = [p.get("meta", {}) for p in parts]
+    for field in ("commit", "aws_cli", "moto"):
+        if len({m.get(field) for m in metas}) > 1:
+            raise ValueError(f"the reports come from different {field}s: {sorted({str(m.get(field)) for m in metas})}")
+    results = [r for p in parts for r in p.get("results", [])]
+    keys = [(r["page"], r["line"], r["env"]) for r in results]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the reports overlap: a block appears in more than one (not shards of one run?)")
+    results.sort(key=lambda r: (r["page"], r["line"], r["env"]))
+    objects = [Result(**{k: r[k] for k in REPORT_FIELDS if k in r}) for r in results]
+    seconds = max((p.get("summary", {}).get("seconds", 0) for p in parts), default=0)
+    latest = max(metas, key=lambda m: m.get("verified_at", "")) if metas else {}
+    return {"meta": latest, "results": results,
+            "summary": {**summary(objects), "impact": impact_counts(objects), "shards": len(parts),
+                        "seconds": seconds}}
