@@ -25,12 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(project: Path, cache: Path) -> tuple[float, str]:
+def _run(project: Path, cache: Path, *extra: str) -> tuple[float, str]:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1",
            "RUNBOOK_AWS_CLI": os.environ.get("RUNBOOK_AWS_CLI", "/usr/bin/aws")}
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "runbook", "verify", "--mkdocs", str(project / "mkdocs.yml"),
-                           "--cache-dir", str(cache)], cwd=project, env={**env, "PYTHONPATH": str(project)},
+                           "--cache-dir", str(cache), *extra], cwd=project, env={**env, "PYTHONPATH": str(project)},
                           capture_output=True, text=True)
     seconds = time.perf_counter() - start
     m = re.search(r"(\d+) result\(s\) from the verification cache, (\d+) checked now", proc.stdout)
@@ -45,7 +45,13 @@ def main() -> None:
             shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy(ROOT / "mkdocs.yml", project / "mkdocs.yml")
         cache = Path(tmp) / "cache"
-        rows = [("cold (empty cache)", *_run(project, cache)), ("warm (nothing changed)", *_run(project, cache))]
+        report = Path(tmp) / "report.json"
+        rows = [("cold (empty cache)", *_run(project, cache, "--report", str(report))),
+                ("warm (nothing changed)", *_run(project, cache))]
+        sys.path.insert(0, str(ROOT))
+        from runbook.site.status import counts, load_report
+
+        statuses = dict(counts(load_report(report))) if report.exists() else {}
         path = project / "runbook_data" / "alarms" / "lambda.yaml"
         text = path.read_text(encoding="utf-8")
         path.write_text(text.replace("--period 300 \\\n", "--period 60 \\\n", 1), encoding="utf-8")
@@ -53,6 +59,7 @@ def main() -> None:
     print(f"{'run':<26} {'wall s':>8}  blocks")
     for name, seconds, detail in rows:
         print(f"{name:<26} {seconds:>8.1f}  {detail}")
+    print(f"status of the cold run's blocks x environments: {statuses}")
 
 
 if __name__ == "__main__":

@@ -140,10 +140,15 @@ def status_page(report: Report | None) -> str:
 def annotate(markdown: str, page: str, envs: list[str], default_env: str, report: Report | None) -> str:
     """The page with a status line under every block the gate takes, at the block's indent."""
     from runbook.gate.snippets import extract
+    from runbook.site.annotation import AnnotationError
 
     lines = markdown.split("\n")
     after: dict[int, str] = {}  # 0-based line of a closing fence → the status line to put after it
-    for s in extract(markdown, page, envs, default_env):
+    try:
+        snippets = extract(markdown, page, envs, default_env)
+    except AnnotationError:  # a bad marker or an unclosed fence: the gate reports it, at its own path
+        return markdown
+    for s in snippets:
         if not s.executable:
             continue
         opening = lines[s.line - 1]
