@@ -52,24 +52,29 @@ def _site_secrets(site: Path) -> list[Problem]:
     return secret_scan.site_problems(site)
 
 
+def _emit(text: str, out: str | None) -> None:
+    """A generated file: written atomically to `out`, else to standard output."""
+    from runbook.export.fsio import write_atomic
+
+    if out:
+        write_atomic(Path(out), text)
+    else:
+        sys.stdout.write(text)
+
+
 def _export(args: argparse.Namespace) -> int:
     from runbook.export import alarms
-    from runbook.export.fsio import write_atomic
     from runbook.site.build import site_url
 
     catalog = load(args.data)
     text = alarms.render_alarms(catalog, args.env, args.format, site_url(args.mkdocs))
-    if args.out:
-        write_atomic(Path(args.out), text)
-    else:
-        sys.stdout.write(text)
+    _emit(text, args.out)
     return 0
 
 
 def _iam_policy(args: argparse.Namespace) -> int:
     from runbook.access import policy
     from runbook.export.alarms import environment
-    from runbook.export.fsio import write_atomic
     from runbook.gate import run as gate
 
     environment(load(args.data), args.env, "iam-policy")
@@ -80,10 +85,7 @@ def _iam_policy(args: argparse.Namespace) -> int:
     finally:
         p.close()
     text = policy.render(document, p.catalog, args.env, args.role, args.format)
-    if args.out:
-        write_atomic(Path(args.out), text)
-    else:
-        sys.stdout.write(text)
+    _emit(text, args.out)
     return 0
 
 
