@@ -7,7 +7,7 @@ access levels say, so that the data never claims that a state-changing command o
 
 from __future__ import annotations
 
-from runbook.access.levels import Impact, action_of, impact
+from runbook.access.levels import Impact, action_of, changing, impact
 from runbook.access.operations import Operation, operations
 from runbook.data.model import Catalog, Command
 from runbook.errors import Loc, Problem
@@ -35,13 +35,11 @@ def _command_problems(cmd: Command) -> list[Problem]:
         return [Problem(loc, f"`mutates: true` but the command only reads: {calls}; remove `mutates`")]
     if not cmd.mutates and effect is not Impact.READ_ONLY:
         problems = []
-        for op in ops:
-            action = action_of(op)
-            if action is None or not action.reads:
-                at = cmd.anchor.text_at(op.offset, cmd.lang if cmd.lang == "python" else "shell") \
-                    if cmd.anchor is not None else loc
-                problems.append(Problem(at, f"{describe(op)} changes state but the command says "
-                                            f"`mutates: false` (line {loc.line}); remove `mutates`"))
+        for op in changing(ops):
+            at = cmd.anchor.text_at(op.offset, cmd.lang if cmd.lang == "python" else "shell") \
+                if cmd.anchor is not None else loc
+            problems.append(Problem(at, f"{describe(op)} changes state but the command says "
+                                        f"`mutates: false` (line {loc.line}); remove `mutates`"))
         return problems
     return []
 

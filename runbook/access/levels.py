@@ -19,9 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from runbook.access.operations import Operation, _model
+from runbook.access.operations import Operation, service_model
 
-__all__ = ["Action", "Impact", "READ_LEVELS", "action_of", "impact", "summary"]
+__all__ = ["Action", "Impact", "READ_LEVELS", "action_of", "changing", "impact"]
 
 # Access levels that leave the account as it was.
 READ_LEVELS = frozenset({"Read", "List"})
@@ -96,7 +96,7 @@ def _by_api_page(prefix: str) -> dict[str, str]:
 
 
 def _prefixes(service: str) -> list[str]:
-    model = _model(service)
+    model = service_model(service)
     names = [service]
     if model is not None:
         names += [model.signing_name, model.endpoint_prefix]
@@ -110,7 +110,7 @@ def _action(service: str, operation: str) -> Action | None:
         privileges: dict[str, Any] = data.get("privileges", {})
         name = operation if operation in privileges else _by_api_page(prefix).get(operation)
         if name is None:  # API Gateway's actions are the HTTP verbs of its REST API
-            model = _model(service)
+            model = service_model(service)
             method = model.operation_model(operation).http.get("method") if model is not None else None
             name = method if method in _HTTP_VERBS else None
         if name in privileges:
@@ -144,11 +144,6 @@ def impact(ops: Iterable[Operation]) -> Impact:
     return worst
 
 
-def summary(ops: Iterable[Operation]) -> list[tuple[Operation, Action | None]]:
-    """The calls that are not read-only, each with its action (None: unknown)."""
-    out = []
-    for op in ops:
-        action = action_of(op)
-        if action is None or not action.reads:
-            out.append((op, action))
-    return out
+def changing(ops: Iterable[Operation]) -> list[Operation]:
+    """The calls that are not read-only: state-changing, deleting, or unknown to the database."""
+    return [op for op in ops if (action := action_of(op)) is None or not action.reads]

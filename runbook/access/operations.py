@@ -18,13 +18,13 @@ from __future__ import annotations
 import ast
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from runbook.data.portable import Word, simple_commands
 
-__all__ = ["Operation", "python_operations", "shell_operations", "cli_operations"]
+__all__ = ["Operation", "cli_operations", "operations", "python_operations", "service_model", "shell_operations"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ def _session() -> Any:
 
 
 @functools.cache
-def _model(service: str) -> Any:
+def service_model(service: str) -> Any:
+    """botocore's model of a service (by botocore's name: "lambda", "s3"), or None for an unknown name."""
     try:
         return _session().get_service_model(service)
     except Exception:  # an unknown service name: nothing to name
@@ -78,7 +79,7 @@ def _cli_names(service: str) -> dict[str, str]:
     """`update-alias` → UpdateAlias for one service."""
     from botocore import xform_name
 
-    model = _model(service)
+    model = service_model(service)
     return {} if model is None else {xform_name(op, "-"): op for op in model.operation_names}
 
 
@@ -122,7 +123,7 @@ def cli_operations(words: Sequence[Word]) -> list[Operation]:
         return []
     shown = f"aws {cli_svc} {cmd or ''}".rstrip().replace("\0", "…")
     service = _CLI_SERVICE.get(cli_svc, cli_svc)
-    if not svc_word.literal or cmd_word is None or not cmd_word.literal or _model(service) is None:
+    if not svc_word.literal or cmd_word is None or not cmd_word.literal or service_model(service) is None:
         return [Operation("" if not svc_word.literal else service, None, start, shown)]
     options = _options(rest[2:])
     if cmd == "wait" and len(rest) > 2:
@@ -176,7 +177,7 @@ def _py_names(service: str) -> dict[str, str]:
     """A client's and a resource's method names → operations (`scan` → Scan, `load` → Describe...)."""
     from botocore import xform_name
 
-    model = _model(service)
+    model = service_model(service)
     if model is None:
         return {}
     names = {xform_name(op): op for op in model.operation_names}
@@ -299,5 +300,3 @@ def operations(lang: str, code: str) -> list[Operation]:
     return python_operations(code) if lang == "python" else shell_operations(code)
 
 
-def iter_unknown(ops: Sequence[Operation]) -> Iterator[Operation]:
-    return (op for op in ops if op.name is None)

@@ -152,11 +152,11 @@ def _moto_names(op: Operation, action: Action) -> list[str]:
     """The action strings moto's access control compares for `op`: the request's signing name
     and the operation (monitoring:DescribeAlarms, apigateway:GetApis, lambda:Invoke), or the
     path moto reads the action from (xray:TraceSummaries); S3 uses IAM's own names."""
-    from runbook.access.operations import _model
+    from runbook.access.operations import service_model
 
     if op.service == "s3":
         return [action.name]
-    model = _model(op.service)
+    model = service_model(op.service)
     signing = model.signing_name if model is not None else op.service
     names = [f"{signing}:{op.name}"]
     uri = model.operation_model(op.name).http.get("requestUri", "") if model is not None and op.name else ""
@@ -172,10 +172,10 @@ MOTO_SCOPES = {"sqs": "QueueUrl", "s3": "Bucket"}
 
 
 def _moto_scoped(op: Operation) -> bool:
-    from runbook.access.operations import _model
+    from runbook.access.operations import service_model
 
     member = MOTO_SCOPES.get(op.service)
-    model = _model(op.service)
+    model = service_model(op.service)
     if member is None or model is None or op.name is None:
         return False
     shape = model.operation_model(op.name).input_shape

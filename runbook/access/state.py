@@ -15,8 +15,8 @@ import re
 import shlex
 from typing import Any
 
-from runbook.access.levels import action_of
-from runbook.access.operations import Operation, _model
+from runbook.access.levels import action_of, changing
+from runbook.access.operations import Operation, service_model
 
 __all__ = ["probes", "state_difference"]
 
@@ -36,7 +36,7 @@ def probe_operation(op: Operation) -> tuple[str, list[str]] | None:
     """(read operation, its required CLI options) that shows what `op` changes, if there is one."""
     from botocore import xform_name
 
-    model = _model(op.service)
+    model = service_model(op.service)
     if model is None or op.name is None:
         return None
     words = _WORD.findall(op.name)
@@ -57,10 +57,7 @@ def probes(ops: list[Operation]) -> list[str] | None:
     from botocore import xform_name
 
     found: list[str] = []
-    for op in ops:
-        action = action_of(op)
-        if action is not None and action.reads:
-            continue
+    for op in changing(ops):
         probe = probe_operation(op)
         if probe is None:
             return None

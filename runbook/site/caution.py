@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from runbook.access.levels import Impact, action_of, impact
+from runbook.access.levels import Impact, action_of, changing, impact
 from runbook.access.operations import Operation, operations
 from runbook.data.model import Environment
 
@@ -29,9 +29,9 @@ def _required(service: str, operation: str) -> frozenset[str]:
     """The operation's required parameters in the CLI's spelling (function-name)."""
     from botocore import xform_name
 
-    from runbook.access.operations import _model
+    from runbook.access.operations import service_model
 
-    model = _model(service)
+    model = service_model(service)
     shape: Any = model.operation_model(operation).input_shape if model is not None else None
     return frozenset(xform_name(m, "-") for m in (shape.required_members if shape is not None else ()))
 
@@ -68,10 +68,7 @@ def caution_box(lang: str, code: str, env: Environment, undo: str | None = None)
     classes = f"{kind} rb-changes" + (" rb-changes-production" if env.production else "")
     lines = [f'!!! {classes} "{verb} in {env.title} ({env.name})"', ""]
     seen: set[str] = set()
-    for op in ops:
-        action = action_of(op)
-        if action is not None and action.reads:
-            continue
+    for op in changing(ops):
         line = _line(op)
         if line not in seen:
             seen.add(line)
