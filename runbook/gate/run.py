@@ -623,15 +623,17 @@ def main(args: argparse.Namespace) -> int:
             return 2
     plans: list[Plan] = []
     cache: Cache | None = None
+    versions: dict[str, str] = {}  # when, at which commit, with which CLI and moto: asked once
     try:
         with _interruptible():
             try:
                 p = plan(args.mkdocs, args.docs, args.envs, args.pages)
                 plans.append(p)
-                cache = None
-                if not getattr(args, "no_cache", True):
-                    cli = find_aws_cli_v2(os.environ.get("RUNBOOK_AWS_CLI"))
-                    cache = Cache(args.cache_dir, p, reports.meta(cli, PROJECT)["aws_cli"], args.static_only)
+                use_cache = not getattr(args, "no_cache", True)
+                if use_cache or args.report:
+                    versions = reports.meta(find_aws_cli_v2(os.environ.get("RUNBOOK_AWS_CLI")), PROJECT)
+                if use_cache:
+                    cache = Cache(args.cache_dir, p, versions["aws_cli"], args.static_only)
                 results = run(p, static_only=args.static_only, jobs=args.jobs, cache=cache,
                               shard=getattr(args, "shard", None))
             finally:
@@ -659,8 +661,7 @@ def main(args: argparse.Namespace) -> int:
     total = time.perf_counter() - start
     if args.report:
         write_report(args.report, results, {"seconds": round(total, 2), "build_seconds": round(p.build_seconds, 2),
-                                            "from_cache": cache.hits if cache is not None else 0},
-                     reports.meta(find_aws_cli_v2(os.environ.get("RUNBOOK_AWS_CLI")), PROJECT))
+                                            "from_cache": cache.hits if cache is not None else 0}, versions)
     if getattr(args, "junit", None):
         write_atomic(args.junit, reports.junit_xml(results, total))
     summary_file = getattr(args, "summary", None) or os.environ.get("GITHUB_STEP_SUMMARY")

@@ -16,6 +16,7 @@ hold says "changed since the last verification". The wording never claims produc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -37,9 +38,15 @@ class Report:
     meta: dict[str, Any]  # verified_at, commit, aws_cli, moto
     results: list[dict[str, Any]]
 
-    @property
+    # Looked up once per block of every page: made once per report, not per lookup.
+    @functools.cached_property
     def by_digest(self) -> dict[str, dict[str, Any]]:
         return {r["digest"]: r for r in self.results if r.get("digest")}
+
+    @functools.cached_property
+    def covered(self) -> frozenset[tuple[str, str]]:
+        """(page, environment) pairs the run took blocks from."""
+        return frozenset((r.get("page", ""), r.get("env", "")) for r in self.results)
 
 
 def load_report(path: str | Path | None) -> Report | None:
@@ -77,8 +84,7 @@ def describe(report: Report | None, env: str, text: str, page: str | None = None
     if report is None:
         return "unverified", "Not verified yet: this site was built without a gate report."
     result = report.by_digest.get(block_digest(env, text))
-    if result is None and page is not None and not any(r.get("page") == page and r.get("env") == env
-                                                       for r in report.results):
+    if result is None and page is not None and (page, env) not in report.covered:
         return "unverified", (f"Not verified yet: the last verification ({report.meta.get('verified_at', '?')}) "
                               f"did not cover this page in {env}.")
     if result is None:
