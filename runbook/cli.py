@@ -84,7 +84,7 @@ def _iam_policy(args: argparse.Namespace) -> int:
         document = policy.policy(p.catalog, args.env, args.role, gate.policy_blocks(p, args.env))
     finally:
         p.close()
-    text = policy.render(document, p.catalog, args.env, args.role, args.format)
+    text = policy.render(document, args.env, args.role, args.format)
     _emit(text, args.out)
     return 0
 

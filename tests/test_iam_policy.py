@@ -110,7 +110,7 @@ def test_iam_policy_command_and_its_exports(tmp_path: Path, monkeypatch, capsys)
     lint = subprocess.run([str(Path(shutil.which("cfn-lint") or ROOT / ".venv/bin/cfn-lint")), str(cfn)],
                           capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    assert render(document, None, "prod", "read", "json") == out.read_text(encoding="utf-8")  # type: ignore[arg-type]
+    assert render(document, "prod", "read", "json") == out.read_text(encoding="utf-8")
     capsys.readouterr()
     assert main(["iam-policy", "--env", "staging"]) == 1
     assert "runbook_data/environments.yaml:" in capsys.readouterr().err

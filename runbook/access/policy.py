@@ -123,7 +123,7 @@ def policy(cat: Catalog, env: str, role: str, blocks: Iterable[tuple[str, str]])
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def render(document: dict[str, Any], cat: Catalog, env: str, role: str, fmt: str) -> str:
+def render(document: dict[str, Any], env: str, role: str, fmt: str) -> str:
     """The policy as plain JSON, Terraform JSON (aws_iam_policy_document) or CloudFormation."""
     name = f"kanjona-{env}-oncall-{role}"
     if fmt == "json":
