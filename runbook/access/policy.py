@@ -108,11 +108,15 @@ def in_role(need: Need, role: str) -> bool:
 
 def policy(cat: Catalog, env: str, role: str, blocks: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """The least-privilege policy document of `role` ("read" or "write") in `env` for `blocks`."""
+    return _document(cat, env, role, needs(blocks))
+
+
+def _document(cat: Catalog, env: str, role: str, found: list[Need]) -> dict[str, Any]:
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     e = cat.env(env)
     arns = resource_arns(cat, env)
-    chosen = {n.action.name: n.action for n in needs(blocks) if in_role(n, role)}
+    chosen = {n.action.name: n.action for n in found if in_role(n, role)}
     by_resources: dict[tuple[str, ...], list[str]] = {}
     for name in sorted(chosen):
         by_resources.setdefault(tuple(_scoped(chosen[name], arns, e.region, e.account)), []).append(name)
@@ -186,10 +190,11 @@ def moto_policy(cat: Catalog, env: str, role: str, blocks: Iterable[tuple[str, s
     """`policy` in the names moto's IAM access control checks: the same actions (and only
     them), scoped to ARNs where moto compares ARNs (SQS and S3 requests naming their queue or
     bucket), "*" elsewhere."""
-    document = policy(cat, env, role, blocks)
+    found = needs(blocks)  # the blocks are read once, for both the policy and its moto names
+    document = _document(cat, env, role, found)
     scoped = {a: s["Resource"] for s in document["Statement"] for a in s["Action"]}
     statements = []
-    for need in needs(blocks):
+    for need in found:
         if not in_role(need, role) or need.action.name not in scoped:
             continue
         resources = scoped[need.action.name] if _moto_scoped(need.operation) else ["*"]

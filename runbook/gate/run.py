@@ -468,8 +468,8 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
     # Every block runs as the on-call user of its role, holding only `runbook iam-policy`'s
     # policy (as moto checks it): a permission the policy lacks fails the block.
     envs = sorted({s.env for _, s in todo if s.env in {e.name for e in p.catalog.environments}})
-    policies = {} if static_only else {
-        env: {role: moto_policy(p.catalog, env, role, policy_blocks(p, env)) for role in ROLES} for env in envs}
+    blocks = {} if static_only else {env: policy_blocks(p, env) for env in envs}
+    policies = {env: {role: moto_policy(p.catalog, env, role, blocks[env]) for role in ROLES} for env in blocks}
     lanes_wanted = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
     errors: list[BaseException] = []
     lanes: list[Lane] = []
