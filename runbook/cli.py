@@ -141,6 +141,12 @@ def _verify(args: argparse.Namespace) -> int:
     return gate.main(args)
 
 
+def _drill(args: argparse.Namespace) -> int:
+    from runbook.drill import cli
+
+    return cli.main(args)
+
+
 def _shard(text: str) -> tuple[int, int]:
     k, _, n = text.partition("/")
     if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
@@ -220,6 +226,14 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--summary", type=Path, metavar="FILE",
                    help="append a Markdown table per page and environment (default: $GITHUB_STEP_SUMMARY if set)")
     v.set_defaults(func=_verify)
+
+    d = sub.add_parser("drill", help="simulate each alarm's incident and follow its page: the steps must find "
+                                     "the cause, the resolution must fix it")
+    d.add_argument("--alarm", action="append", dest="alarms", metavar="ID", help="repeatable; default: every drill")
+    d.add_argument("--env", action="append", dest="envs", metavar="ENV", help="repeatable; default: all")
+    d.add_argument("--mkdocs", type=Path, default=PROJECT / "mkdocs.yml")
+    d.add_argument("--jobs", type=int, default=0, help="parallel sandboxes (default: CPU count)")
+    d.set_defaults(func=_drill)
     return p
 
 

@@ -140,7 +140,8 @@ def test_mutates_must_agree_both_ways_as_located_errors(tmp_path, monkeypatch, c
     lines = text.splitlines()
     true_line = next(i for i, line in enumerate(lines, 1) if line == "            mutates: true"
                      and "LastModified" in lines[i - 2])
-    aws_line = next(i for i, line in enumerate(lines, 1) if "aws lambda update-function-configuration" in line)
+    memory_line = next(i for i, line in enumerate(lines, 1) if "--memory-size 1024" in line)
+    aws_line = max(i for i, line in enumerate(lines[:memory_line], 1) if "update-function-configuration" in line)
     found = _check(tmp_path, monkeypatch, capsys)
     assert found == [
         f"runbook_data/alarms/lambda.yaml:{true_line}:22: `mutates: true` but the command only reads: "

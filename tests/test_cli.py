@@ -18,7 +18,7 @@ EXPORT_USAGE = (
 )
 TOP_USAGE = (
     "usage: runbook [-h] [--data DATA]\n"
-    "               {check,export-alarms,iam-policy,publish,merge-reports,schema,links,verify}\n"
+    "               {check,export-alarms,iam-policy,publish,merge-reports,schema,links,verify,drill}\n"
     "               ...\n"
 )
 
@@ -41,7 +41,7 @@ def _exit_code(argv: list[str]) -> int:
     (["check", "--bogus"], TOP_USAGE, "runbook: error: unrecognized arguments: --bogus"),
     (["frobnicate"], TOP_USAGE, "runbook: error: argument command: invalid choice: 'frobnicate' "
                                 "(choose from 'check', 'export-alarms', 'iam-policy', 'publish', "
-                                "'merge-reports', 'schema', 'links', 'verify')"),
+                                "'merge-reports', 'schema', 'links', 'verify', 'drill')"),
     (["export-alarms"], EXPORT_USAGE,
      "runbook export-alarms: error: the following arguments are required: --env, --format"),
     (["export-alarms", "--env", "dev"], EXPORT_USAGE,

@@ -313,6 +313,96 @@ class Resolution(Node):
     commands: list[Command] = []
 
 
+# ---------------------------------------------------------------- incident drills
+
+# A JSON-able value of a call's parameters (strings may hold placeholders).
+ParamValue = Any
+# One minute of a metric in a drill: its value, the samples of that minute (percentiles), or
+# nothing published (null).
+MinuteValue = Number | list[Number] | None
+
+
+class Finding(Node):
+    """What one investigation step must reveal in the drill's scenario."""
+
+    # The step as the page numbers it: 1 is "Is it still firing?", the data's first step is 2.
+    step: Annotated[int, Field(ge=1)]
+    # A regular expression over what the step's commands print (searched, multiline).
+    regex: str | None = None
+    # A JMESPath over the JSON the step prints (any of its documents): true or non-empty.
+    jmespath: str | None = None
+    # The regex's first group (or the JMESPath's value) must be a number at least this big.
+    at_least: Number | None = None
+    # What the step shows in this scenario, in words: the page's "What it looks like" box.
+    shows: str
+
+    @model_validator(mode="after")
+    def _one_test(self) -> Finding:
+        if (self.regex is None) == (self.jmespath is None):
+            raise ValueError("give exactly one of `regex` and `jmespath`")
+        return self
+
+
+class WorldCall(Node):
+    """A call the drill makes in the world (boto3, as the operator): `lambda.update_alias`."""
+
+    call: Annotated[str, Field(pattern=r"^[a-z0-9-]+\.[a-z][a-z0-9_]*$")]
+    params: dict[str, ParamValue] = {}
+    # Values of the answer (JMESPath) that later calls and checks use as {name}.
+    save: dict[Ident, str] = {}
+    # Made this many times; `{n}` in the parameters counts them (1, 2, ...).
+    repeat: Annotated[int, Field(ge=1, le=100)] = 1
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _plain(cls, v: Any) -> Any:
+        """Nested mappings of the parameters are the call's, not the data's: no position entry."""
+        def plain(x: Any) -> Any:
+            if isinstance(x, dict):
+                return {k: plain(val) for k, val in x.items() if k != "__loc__"}
+            return [plain(i) for i in x] if isinstance(x, list) else x
+        return plain(v)
+
+
+class DrillLogs(Node):
+    """Log events the scenario adds: `count` copies of `message`, the last 20 seconds ago."""
+
+    group: str  # a log group name, or the prefix of one (a canary's group)
+    message: str
+    count: Annotated[int, Field(ge=1, le=500)] = 1
+    every: Annotated[int, Field(ge=1)] = 30  # seconds between two events
+
+
+class Recovery(WorldCall):
+    """The recovery condition, read in the world after the resolution ran."""
+
+    jmespath: str | None = None
+    regex: str | None = None  # over the answer as JSON
+    shows: str
+
+    @model_validator(mode="after")
+    def _one_test(self) -> Recovery:
+        if (self.regex is None) == (self.jmespath is None):
+            raise ValueError("give exactly one of `regex` and `jmespath`")
+        return self
+
+
+class Drill(Node):
+    """A simulated incident: the fault that makes the alarm fire, what the page's steps must
+    find in it, and the resolution that fixes it (runbook.drill)."""
+
+    scenario: str  # one sentence: what happened
+    # The alarm's metric (`metric`) or metric-math ids, one value a minute, oldest first, the
+    # last one a minute ago. What the alarm is evaluated on, and what the world publishes.
+    metric_data: dict[str, list[MinuteValue]]
+    logs: list[DrillLogs] = []
+    state: list[WorldCall] = []  # the fault's resource state, made after seeding
+    finds: list[Finding] = []
+    resolution: str  # the `when` of the resolution that fixes it
+    fill_ins: dict[Slug, str] = {}  # what the engineer would fill in, from the scenario
+    recovered: Recovery
+
+
 class Alarm(Node):
     id: Slug
     name: str  # CloudWatch alarm name pattern, e.g. kanjona-{env}-lambda-errors
@@ -333,6 +423,7 @@ class Alarm(Node):
     related: list[Slug] = []
     # Former ids or names whose URLs must keep working (redirects).
     aliases: list[Slug] = []
+    drill: Drill | None = None
 
 
 class AlarmGroupFile(Node):

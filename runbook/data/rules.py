@@ -9,6 +9,7 @@ from runbook.access import check as access_check
 from runbook.data import alarm_text, placeholders, portable, shell_check
 from runbook.data.model import SEVERITIES, Alarm, Catalog, Environment, PageFile
 from runbook.data.yaml_reader import Source, strings
+from runbook.drill import check as drill_check
 from runbook.errors import Loc, Problem
 
 
@@ -69,10 +70,16 @@ def cross_check(
             problems.append(Problem(at(cat.inputs[name]), f"operator input '{name}' shadows a value"))
     known = sorted(env_names | set(cat.inputs))
     deployed = placeholders.deploy_names(cat)
+    # A drill's calls in the world may name deploy-time ids (the world knows them), the values
+    # its earlier calls saved, and {n} (a repeated call's count).
+    drill_names = {"n"} | {k for a in cat.alarms if a.drill for c in a.drill.state for k in c.save}
     for source in sources.values():
         for path, text in strings(source.data):
+            in_drill_call = "drill" in path and "params" in path
             for m in placeholders.find(text):
                 name = m.group(1)
+                if in_drill_call and (name in deployed or name in drill_names):
+                    continue
                 if name in deployed and "dimensions" not in path:
                     problems.append(
                         Problem(
@@ -174,6 +181,7 @@ def cross_check(
     problems += shell_check.check(cat)
     problems += portable.check(cat)
     problems += access_check.check(cat)  # `mutates:` against the API's own access levels
+    problems += drill_check.check(cat)  # incident drills: their steps, calls, and that they breach
     return problems
 
 

@@ -324,6 +324,25 @@ def _console_table(cat: Catalog, a: Alarm) -> str:
     return "In the console:\n\n" + _table(["Environment", "CloudWatch console"], rows)
 
 
+def drill_box(cat: Catalog, a: Alarm) -> str:
+    """A collapsed box from the alarm's drill: the scenario, what each step shows in it, and
+    the resolution that fixed it (all checked by `runbook drill` against the simulated AWS)."""
+    d = a.drill
+    assert d is not None
+    lines = [f"*{prose(cat, d.scenario)}*", ""]
+    shown: dict[int, list[str]] = {1: ["the alarm in ALARM, with the datapoints that crossed the threshold"]}
+    for f in d.finds:
+        shown.setdefault(f.step, []).append(prose(cat, f.shows))
+    titles = {1: "Is it still firing?", **{i: a.investigation[i - 2].text for i in range(2, len(a.investigation) + 2)}}
+    for number in sorted(shown):
+        title = prose(cat, titles.get(number, "")).rstrip(":.")
+        lines.append(f"- **Step {number}** ({title}) shows {'; '.join(shown[number])}.")
+    lines.append(f"- **Resolution:** *{prose(cat, d.resolution)}*; afterwards {prose(cat, d.recovered.shows)}.")
+    lines += ["", "This drill runs in CI against a simulated AWS (moto), in every environment: "
+                  "`runbook drill --alarm " + a.id + "`."]
+    return '??? example "What it looks like when this fires"\n\n' + _indent("\n".join(lines)) + "\n"
+
+
 def alarm_page(cat: Catalog, alarm_id: str, contacts: str = "") -> str:
     """The page the alarm links to: on top, what is needed first (severity, response time,
     what it means, the environment and the first command); the details after."""
@@ -341,6 +360,8 @@ def alarm_page(cat: Catalog, alarm_id: str, contacts: str = "") -> str:
     ]
     out.append(_step(cat, 1, still_firing(cat, a)) + "\n" + _indent(_console_table(cat, a)))
     out += [_step(cat, i, step) for i, step in enumerate(a.investigation, 2)]
+    if a.drill is not None:
+        out.append(drill_box(cat, a))
     out.append("## Resolution {#resolution}\n")
     for r in a.resolution:
         body = f"- **{prose(cat, r.when)}**: {prose(cat, r.action)}\n"

@@ -9,6 +9,7 @@ import zipfile
 from datetime import timedelta
 from typing import Any
 
+from . import functions
 from .context import World, iso
 from .identity import create_role
 from .story import CANARY_PERIOD_MINUTES, LIVE_ALIAS, LIVE_VERSION, RESERVED_CONCURRENCY, canary_runs
@@ -77,6 +78,7 @@ class Compute:
 
     def seed_functions(self) -> None:
         w = self.world
+        functions.install(w)  # what invoking them does (the DLQ replay)
         lam = w.client("lambda")
         # What AWSLambdaBasicExecutionRole + AWSXRayDaemonWriteAccess grant (moto's server does
         # not load AWS managed policies by default): one customer managed policy.

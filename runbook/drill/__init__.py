@@ -1,0 +1,1 @@
+"""Incident drills: a simulated incident per alarm, followed through its page (runbook drill)."""

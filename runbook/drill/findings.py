@@ -1,0 +1,77 @@
+"""Whether what a step printed reveals what its drill says it must (`finds:`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jmespath
+import jmespath.exceptions
+
+from runbook.data.model import Finding
+from runbook.gate.verdict import json_documents
+
+SHOWN = 300  # characters of a step's output quoted when a finding fails
+
+
+@dataclass(frozen=True)
+class Found:
+    ok: bool
+    detail: str  # what matched, or why nothing did
+
+
+def shortened(text: str, limit: int = SHOWN) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def reveal(finding: Finding, output: str) -> Found:
+    """Test one finding on a step's output (stdout of its commands, in order)."""
+    if finding.regex is not None:
+        return _regex(finding, output)
+    return _jmespath(finding, output)
+
+
+def _regex(finding: Finding, output: str) -> Found:
+    pattern = re.compile(finding.regex or "", re.MULTILINE)
+    matches = list(pattern.finditer(output))
+    if not matches:
+        printed = shortened(output) or "(nothing)"
+        return Found(False, f"/{finding.regex}/ matches nothing in what the step printed: {printed}")
+    if finding.at_least is None:
+        return Found(True, f"/{finding.regex}/ matched {shortened(matches[0].group(0), 80)!r}")
+    values = [v for m in matches if (v := _number(m.group(1) if m.groups() else m.group(0))) is not None]
+    best = max(values, default=None)
+    if best is None or best < finding.at_least:
+        return Found(False, f"/{finding.regex}/ gives {best if best is not None else 'no number'}, "
+                            f"fewer than {finding.at_least:g}: {shortened(output)}")
+    return Found(True, f"/{finding.regex}/ gives {best:g} (at least {finding.at_least:g})")
+
+
+def _jmespath(finding: Finding, output: str) -> Found:
+    documents = json_documents(output)
+    if not documents:
+        printed = shortened(output) or "(nothing)"
+        return Found(False, f"`{finding.jmespath}` needs JSON, and the step printed none: {printed}")
+    for document in documents:
+        try:
+            value = jmespath.search(finding.jmespath or "", document)
+        except jmespath.exceptions.JMESPathError as exc:
+            return Found(False, f"`{finding.jmespath}` is not valid JMESPath: {exc}")
+        if value in (None, False, [], {}, ""):
+            continue
+        if finding.at_least is not None:
+            number = _number(value)
+            if number is None or number < finding.at_least:
+                continue
+        return Found(True, f"`{finding.jmespath}` is {shortened(str(value), 80)}")
+    wanted = f" (at least {finding.at_least:g})" if finding.at_least is not None else ""
+    return Found(False, f"`{finding.jmespath}` is empty{wanted} in what the step printed: {shortened(output)}")
