@@ -318,3 +318,31 @@ def test_state_changing_prod_tabs_stand_out_and_the_box_says_what_changes(
     assert dev_box.is_visible() and "kanjona-dev-lead-handler" in dev_box.inner_text()
     assert "warning" in (dev_box.get_attribute("class") or "")
     context.close()
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_drill_box_is_collapsed_and_opens_on_the_page(
+    server: str, browser: Any, size: str, scheme: str  # noqa: F811
+) -> None:
+    width, height = SIZES[size]
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
+    pg = context.new_page()
+    open_page(pg, f"{server}/alarms/lambda-error-rate/")
+    box = pg.locator("details.example", has_text="What it looks like when this fires")
+    assert box.count() == 1
+    assert box.get_attribute("open") is None  # collapsed: the steps stay first
+    drill = CATALOG.alarm("lambda-error-rate").drill
+    assert drill is not None
+    body = box.locator(":scope > :not(summary)").first
+    assert not body.is_visible()
+    box.locator("summary").click()
+    assert box.get_attribute("open") is not None and body.is_visible()
+    text = box.inner_text()
+    assert "version 3" in text and "Step 4" in text and "runbook drill --alarm lambda-error-rate" in text
+    rect = box.bounding_box()
+    assert rect is not None and rect["x"] >= 0 and rect["x"] + rect["width"] <= width + 1, rect
+    colors = box.evaluate("e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]")
+    assert colors[0] != colors[1], colors
+    box.screenshot(path=str(OUTPUT / f"drill-box-{size}-{scheme}.png"))
+    context.close()
