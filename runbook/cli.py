@@ -233,6 +233,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--env", action="append", dest="envs", metavar="ENV", help="repeatable; default: all")
     d.add_argument("--mkdocs", type=Path, default=PROJECT / "mkdocs.yml")
     d.add_argument("--jobs", type=int, default=0, help="parallel sandboxes (default: CPU count)")
+    d.add_argument("--format", choices=["text", "github"], default="text",
+                   help="github: also each failure as a GitHub Actions annotation on its YAML line")
     d.set_defaults(func=_drill)
     return p
 

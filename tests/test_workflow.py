@@ -86,7 +86,7 @@ def test_a_pull_request_that_breaks_a_command_gets_an_annotation_on_its_yaml_lin
     # A pull request's steps: not the set-up (the README's test command did it), not main's publishing.
     steps = [s for s in job["steps"] if "run" in s and s.get("name") != "Set up"
              and "github.event_name == 'push'" not in s.get("if", "")]
-    assert [s["name"] for s in steps] == ["Check the data", "Run every command against moto",
+    assert [s["name"] for s in steps] == ["Check the data", "Run every command against moto", "Drill every alarm",
                                           "Build the site (strict) with the gate's report", "Check the links"]
     summary = tmp_path / "summary.md"
     env = {**os.environ, **job.get("env", {}), **yaml.safe_load(WORKFLOW.read_text())["env"], "CI": "true",
@@ -97,15 +97,19 @@ def test_a_pull_request_that_breaks_a_command_gets_an_annotation_on_its_yaml_lin
                               text=True, timeout=900)
         outputs.append(proc.stdout)
         codes.append(proc.returncode)
-    assert codes == [0, 1, 0, 0], list(zip(codes, outputs, strict=True))
+    assert codes == [0, 1, 1, 0, 0], list(zip(codes, outputs, strict=True))
     found = [m.groups() for out in outputs for m in map(ANNOTATION.match, out.splitlines()) if m]
     # The data's one unfinished entry is a warning on its line; the broken command an error.
     assert ("warning", "runbook_data/escalation.yaml") in {(kind, file) for kind, file, *_ in found}
     annotations = [a for a in found if a[0] == "error"]
+    # The gate's two (one per environment), and the lambda-errors drill's two: its step 2 fails.
     assert [(kind, file, int(at)) for kind, file, at, _, _ in annotations] == [
-        ("error", "runbook_data/alarms/lambda.yaml", line)] * 2, annotations
+        ("error", "runbook_data/alarms/lambda.yaml", line)] * 4, annotations
     assert all("Unknown options: --filter-patern" in message for *_, message in annotations)
-    assert {"[dev]" in m for *_, m in annotations} == {True, False}  # one per environment
+    gate_found, drill_found = annotations[:2], annotations[2:]
+    assert {"[dev]" in m for *_, m in gate_found} == {True, False}  # one per environment
+    assert sorted(m.split(":")[0] for *_, m in drill_found) == ["drill lambda-errors [dev]",
+                                                                 "drill lambda-errors [prod]"]
     table = summary.read_text(encoding="utf-8")
     row = next(r for r in table.splitlines() if "`docs/alarms/lambda-errors.md`" in r)
     assert row.count("❌ 1 failed") == 2, row

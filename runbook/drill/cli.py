@@ -7,9 +7,9 @@ import sys
 import time
 
 from runbook.data.load import load_cached
-from runbook.errors import GateError, Loc, Problem
+from runbook.errors import GateError, Problem, github_annotation
 
-from .run import FAIL, NOT_USEFUL, DrillResult, drills, run
+from .run import FAIL, NOT_USEFUL, DrillResult, drills, origin_loc, run
 
 MARK = {"ok": "ok", "found": "found", FAIL: "FAILED", "not run": "not run", NOT_USEFUL: "not useful"}
 
@@ -34,10 +34,8 @@ def not_useful(results: list[DrillResult]) -> list[Problem]:
     for (alarm, what), statuses in seen.items():
         if statuses == {NOT_USEFUL}:
             origin = next(line.origin for r in results if r.alarm == alarm for line in r.lines if line.what == what)
-            file, _, line_no = origin.rpartition(":")
-            problems.append(Problem(Loc(file, int(line_no) if line_no.isdigit() else 0),
-                                    f"warning: {what} of alarm '{alarm}' reveals nothing in its drill: "
-                                    f"give it a `finds:` or reconsider the step"))
+            problems.append(Problem(origin_loc(origin), f"warning: {what} of alarm '{alarm}' reveals nothing in its "
+                                                        "drill: give it a `finds:` or reconsider the step"))
     return sorted(problems)
 
 
@@ -63,7 +61,14 @@ def main(args: argparse.Namespace) -> int:
         return 1
     for r in results:
         print("\n".join(report(r)))
-    for w in not_useful(results):
+    warnings = not_useful(results)
+    if args.format == "github":  # annotations on the YAML line to fix
+        for r in results:
+            for problem in r.problems():
+                print(problem.github())
+        for w in warnings:
+            print(github_annotation(w.loc, w.message.removeprefix("warning: "), level="warning"))
+    for w in warnings:
         print(w, file=sys.stderr)
     failed = [r for r in results if not r.passed]
     for r in failed:

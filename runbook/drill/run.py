@@ -27,14 +27,14 @@ from runbook.access.levels import Impact, impact
 from runbook.access.policy import ROLES, moto_policy
 from runbook.data.model import Alarm, Catalog, Command, Drill, Finding
 from runbook.data.placeholders import substitute
-from runbook.errors import GateError, Loc
+from runbook.errors import GateError, Loc, Problem
 from runbook.export.alarms import put_metric_alarm_kwargs
 from runbook.gate.run import Lane, Plan, block_operations, policy_blocks
 from runbook.gate.snippets import Snippet
 from runbook.gate.static.cli import find_aws_cli_v2
 
 from .evaluate import EvaluationError, evaluate
-from .findings import reveal, shortened
+from .findings import SHOWN, reveal, shortened
 
 PASS, FAIL, NOT_RUN, NOT_USEFUL = "found", "failed", "not run", "not useful"
 SITE_URL = "https://runbook.invalid/"  # evaluation needs definitions, not links
@@ -72,6 +72,23 @@ class DrillResult:
                 origin = f" (from {line.origin})" if line.origin else ""
                 out.append(f"{where}: drill {self.alarm}: {line.what}: {line.text}{origin}")
         return out
+
+    def problems(self) -> list[Problem]:
+        """Each failure at the runbook_data line to fix (GitHub annotations)."""
+        out = []
+        for line in self.lines:
+            if line.status == FAIL:
+                where = f" ({line.where})" if line.where else ""
+                out.append(Problem(origin_loc(line.origin),
+                                   f"drill {self.alarm} [{self.env}]: {line.what}: {line.text}{where}"))
+        return out
+
+
+def origin_loc(origin: str) -> Loc:
+    """`file:line` or `file:line:col` as a Loc (the data's root when there is none)."""
+    parts = origin.split(":")
+    numbers = [int(x) for x in parts[1:3] if x.isdigit()]
+    return Loc(parts[0] or "runbook_data", *numbers) if origin else Loc("runbook_data")
 
 
 def still_firing(alarm: Alarm) -> Finding:
@@ -141,7 +158,8 @@ class _Drill:
         done = self.lane.sandbox.run(s.lang, self.text(s), self.env, timeout=s.annotation.timeout,
                                      stream=s.annotation.stream)
         if done.rc != 0:
-            return False, f"exit {done.rc}: {shortened(done.stderr or done.stdout)}"
+            # The end of what it said: the CLI's error follows its usage text.
+            return False, f"exit {done.rc}: {shortened((done.stderr.strip() or done.stdout)[-SHOWN:])}"
         return True, done.stdout
 
     def world_call(self, target: str, **kwargs: object) -> dict[str, object]:
@@ -214,7 +232,7 @@ class _Drill:
                 if not ok:
                     failed = True
                     self.add(what, FAIL, f"the command failed in this scenario: {out}", where=f"{s.page}:{s.line}",
-                             origin=s.origin or origin)
+                             origin=s.annotation.code_at or s.origin or origin)
                     continue
                 outputs.append(out)
             where = f"{blocks[0].page}:{blocks[0].line}" if blocks else ""
@@ -249,7 +267,7 @@ class _Drill:
             ok, out = self.execute(s)
             if not ok:
                 self.add("resolution", FAIL, f"'{chosen.when}': the command failed: {out}",
-                         where=f"{s.page}:{s.line}", origin=s.origin or _loc(chosen.loc))
+                         where=f"{s.page}:{s.line}", origin=s.annotation.code_at or s.origin or _loc(chosen.loc))
                 return False
         self.add("resolution", "ok", f"'{chosen.when}': ran {len(blocks)} command(s)",
                  where=f"{blocks[0].page}:{blocks[0].line}")
