@@ -97,7 +97,7 @@ CASES = {
     "logs-tail": "{aws} logs tail /kanjona/api --since 1h --format short | cut -c 21-",
     # Stopped (SIGTERM through `timeout`) once it has printed every event: no race with a clock.
     "logs-follow-stopped": "timeout 600 {aws} logs tail /kanjona/api --follow --since 1h --format short "
-                           "> follow-{n}.txt & pid=$!; wait_until \"grep -q 'INFO retry' follow-{n}.txt\"; "
+                           "> follow-{n}.txt & pid=$!; wait_until \"grep -qs 'INFO retry' follow-{n}.txt\"; "
                            "kill -TERM $pid; wait $pid; rc=$?; cut -c 21- follow-{n}.txt; echo \" $rc\"",
     "alias-from-home": "mkdir -p ~/.aws/cli && printf '[toplevel]\\nwhoami = sts get-caller-identity "
                        "--query Account\\n' > ~/.aws/cli/alias && {aws} whoami",

@@ -306,7 +306,8 @@ def test_state_changing_prod_tabs_stand_out_and_the_box_says_what_changes(
         # Production's label is filled: unlike dev's, unlike a read-only command's prod label.
         assert s["prod"]["bg"] not in (s["dev"]["bg"], reading[0]["prod"]["bg"]), (s, reading[0])
         assert s["prod"]["bg"] != s["prod"]["color"]
-    box = pg.locator(".tabbed-block.rb-block-production .admonition.rb-changes").first
+    # The memory change's box (the page has other state-changing commands before it).
+    box = pg.locator(".tabbed-block.rb-block-production .admonition.rb-changes").filter(has_text="1024").first
     assert box.is_visible()
     text = box.inner_text()
     assert "Production" in text and "kanjona-prod-lead-handler" in text and "1024" in text, text

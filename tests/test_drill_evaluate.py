@@ -123,3 +123,18 @@ def test_percentile_alarms() -> None:
     fast = {"metric": [[100, 200, 300]] * 15}
     assert evaluate(_alarm("lambda-duration", "dev"), slow).state == "ALARM"
     assert evaluate(_alarm("lambda-duration", "dev"), fast).state == "OK"
+
+
+def test_a_finding_that_backtracks_without_end_fails_instead_of_hanging() -> None:
+    from runbook.data.model import Finding
+    from runbook.drill.findings import reveal
+
+    finding = Finding.model_validate({"step": 2, "regex": "(a|aa)+$", "shows": "nothing"})
+    found = reveal(finding, "a" * 40 + "b")
+    assert not found.ok and "took longer than" in found.detail
+    ok = reveal(Finding.model_validate({"step": 2, "regex": r"^(\d+) TimeoutError$", "at_least": 10,
+                                        "shows": "x"}), "3 ValidationError\n15 TimeoutError\n")
+    assert ok.ok and "15" in ok.detail
+    few = reveal(Finding.model_validate({"step": 2, "jmespath": "max(Datapoints[].Sum)", "at_least": 30,
+                                         "shows": "x"}), '{"Datapoints": [{"Sum": 4.0}, {"Sum": 12.0}]}')
+    assert not few.ok and "at least 30" in few.detail

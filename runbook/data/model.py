@@ -319,7 +319,8 @@ class Resolution(Node):
 ParamValue = Any
 # One minute of a metric in a drill: its value, the samples of that minute (percentiles), or
 # nothing published (null).
-MinuteValue = Number | list[Number] | None
+MinuteValue = Number | Annotated[list[Number], Field(min_length=1, max_length=100)] | None
+DAY_MINUTES = 1440  # a drill's metric data covers a day at most
 
 
 class Finding(Node):
@@ -394,9 +395,9 @@ class Drill(Node):
     scenario: str  # one sentence: what happened
     # The alarm's metric (`metric`) or metric-math ids, one value a minute, oldest first, the
     # last one a minute ago. What the alarm is evaluated on, and what the world publishes.
-    metric_data: dict[str, list[MinuteValue]]
-    logs: list[DrillLogs] = []
-    state: list[WorldCall] = []  # the fault's resource state, made after seeding
+    metric_data: dict[str, Annotated[list[MinuteValue], Field(max_length=DAY_MINUTES)]]
+    logs: Annotated[list[DrillLogs], Field(max_length=20)] = []
+    state: Annotated[list[WorldCall], Field(max_length=50)] = []  # the fault's resource state, made after seeding
     finds: list[Finding] = []
     resolution: str  # the `when` of the resolution that fixes it
     fill_ins: dict[Slug, str] = {}  # what the engineer would fill in, from the scenario

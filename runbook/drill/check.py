@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import difflib
 import functools
-import re
 
 import botocore.session
 import jmespath
 import jmespath.exceptions
+import regex
 from botocore.exceptions import UnknownServiceError
 
 from runbook.data.model import Alarm, Catalog, Command, Drill, Finding, Node, Recovery, WorldCall
@@ -65,8 +65,8 @@ def _jmespath(node: Node, expression: str, *key: str) -> list[Problem]:
 def _test(node: Finding | Recovery) -> list[Problem]:
     if node.regex is not None:
         try:
-            re.compile(node.regex)
-        except re.error as exc:
+            regex.compile(node.regex)
+        except regex.error as exc:
             return [Problem(_at(node, "regex"), f"not a valid regular expression: {exc}")]
         return []
     return _jmespath(node, node.jmespath or "", "jmespath")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import jmespath
 import jmespath.exceptions
+import regex
 
 from runbook.data.model import Finding
 from runbook.gate.verdict import json_documents
+
+SECONDS = 2.0  # a pattern that backtracks without end fails the finding instead of hanging the drill
 
 SHOWN = 300  # characters of a step's output quoted when a finding fails
 
@@ -40,9 +42,16 @@ def reveal(finding: Finding, output: str) -> Found:
     return _jmespath(finding, output)
 
 
+def search(pattern: str, text: str) -> list[Any]:
+    """Every match of `pattern` (multiline) in `text`, within SECONDS; TimeoutError past it."""
+    return list(regex.compile(pattern, regex.MULTILINE).finditer(text, timeout=SECONDS))
+
+
 def _regex(finding: Finding, output: str) -> Found:
-    pattern = re.compile(finding.regex or "", re.MULTILINE)
-    matches = list(pattern.finditer(output))
+    try:
+        matches = search(finding.regex or "", output)
+    except TimeoutError:
+        return Found(False, f"/{finding.regex}/ took longer than {SECONDS:g} s on what the step printed")
     if not matches:
         printed = shortened(output) or "(nothing)"
         return Found(False, f"/{finding.regex}/ matches nothing in what the step printed: {printed}")

@@ -9,7 +9,6 @@ alarm export's definitions), so a scenario names resources as the pages do.
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +19,8 @@ from runbook.data.model import Drill, WorldCall
 from runbook.data.placeholders import PLACEHOLDER
 from runbook.export.alarms import put_metric_alarm_kwargs
 from runbook.world.context import World, ms
+
+from .findings import search
 
 __all__ = ["apply", "recovered"]
 
@@ -148,7 +149,10 @@ def recovered(endpoint_url: str, data_root: str, env: str, site_url: str, alarm_
         return {"ok": False, "answer": f"{type(exc).__name__}: {exc}"}
     text = json.dumps(answer, default=str, sort_keys=True)
     if check.regex is not None:
-        ok = re.search(check.regex, text, re.MULTILINE) is not None
+        try:
+            ok = bool(search(check.regex, text))
+        except TimeoutError:
+            ok = False
     else:
         value = jmespath.search(check.jmespath or "", json.loads(text))
         ok = value not in (None, False, [], {}, "")
