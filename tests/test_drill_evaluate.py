@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 
 from runbook.data.load import load_cached
-from runbook.drill.check import SITE_URL
-from runbook.drill.evaluate import EvaluationError, evaluate, expression, judge, periods, statistic
-from runbook.export.alarms import put_metric_alarm_kwargs
+from runbook.drill.evaluate import EvaluationError, evaluate, exported, expression, judge, periods, statistic
 from tests.conftest import ROOT
 
 X, N_, _ = 5.0, 0.0, None  # breaching (> 1), not breaching, missing
@@ -94,9 +92,7 @@ def test_metric_math() -> None:
 
 
 def _alarm(alarm_id: str, env: str) -> dict[str, Any]:
-    cat = load_cached(ROOT / "runbook_data")
-    index = [a.id for a in cat.alarms].index(alarm_id)
-    return put_metric_alarm_kwargs(cat, env, SITE_URL)[index]
+    return exported(load_cached(ROOT / "runbook_data"), env)[alarm_id]
 
 
 def test_the_exported_error_rate_alarm_uses_each_environments_threshold() -> None:

@@ -323,25 +323,29 @@ MinuteValue = Number | Annotated[list[Number], Field(min_length=1, max_length=10
 DAY_MINUTES = 1440  # a drill's metric data covers a day at most
 
 
-class Finding(Node):
-    """What one investigation step must reveal in the drill's scenario."""
+class Test(Node):
+    """What a drill tests on an output: a regular expression over its text (searched,
+    multiline), or a JMESPath over its JSON (any of its documents) that is true or non-empty."""
 
-    # The step as the page numbers it: 1 is "Is it still firing?", the data's first step is 2.
-    step: Annotated[int, Field(ge=1)]
-    # A regular expression over what the step's commands print (searched, multiline).
     regex: str | None = None
-    # A JMESPath over the JSON the step prints (any of its documents): true or non-empty.
     jmespath: str | None = None
-    # The regex's first group (or the JMESPath's value) must be a number at least this big.
-    at_least: Number | None = None
-    # What the step shows in this scenario, in words: the page's "What it looks like" box.
+    # What it shows in the scenario, in words: the page's "What it looks like" box.
     shows: str
 
     @model_validator(mode="after")
-    def _one_test(self) -> Finding:
+    def _one_test(self) -> Test:
         if (self.regex is None) == (self.jmespath is None):
             raise ValueError("give exactly one of `regex` and `jmespath`")
         return self
+
+
+class Finding(Test):
+    """What one investigation step must reveal in the drill's scenario (over what it prints)."""
+
+    # The step as the page numbers it: 1 is "Is it still firing?", the data's first step is 2.
+    step: Annotated[int, Field(ge=1)]
+    # The regex's first group (or the JMESPath's value) must be a number at least this big.
+    at_least: Number | None = None
 
 
 class WorldCall(Node):
@@ -374,18 +378,8 @@ class DrillLogs(Node):
     every: Annotated[int, Field(ge=1)] = 30  # seconds between two events
 
 
-class Recovery(WorldCall):
-    """The recovery condition, read in the world after the resolution ran."""
-
-    jmespath: str | None = None
-    regex: str | None = None  # over the answer as JSON
-    shows: str
-
-    @model_validator(mode="after")
-    def _one_test(self) -> Recovery:
-        if (self.regex is None) == (self.jmespath is None):
-            raise ValueError("give exactly one of `regex` and `jmespath`")
-        return self
+class Recovery(WorldCall, Test):
+    """The recovery condition, read in the world after the resolution ran (over its answer)."""
 
 
 class Drill(Node):

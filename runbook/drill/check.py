@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import difflib
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import botocore.session
 import jmespath
@@ -16,9 +18,7 @@ from botocore.exceptions import UnknownServiceError
 from runbook.data.model import Alarm, Catalog, Command, Drill, Finding, Node, Recovery, WorldCall
 from runbook.errors import Loc, Problem, RunbookError
 
-from .evaluate import EvaluationError, evaluate
-
-SITE_URL = "https://runbook.invalid/"  # evaluating needs the definitions, not their links
+from .evaluate import EvaluationError, evaluate, exported
 
 
 def _at(node: Node, *sub: str | int) -> Loc:
@@ -80,7 +80,7 @@ def _metric_ids(a: Alarm) -> list[str]:
     return ["metric"] if a.metric is not None else [q.id for q in a.metrics if q.metric is not None]
 
 
-def _drill(cat: Catalog, a: Alarm, d: Drill) -> list[Problem]:
+def _drill(cat: Catalog, a: Alarm, d: Drill, definitions: Callable[[str], dict[str, Any] | None]) -> list[Problem]:
     problems: list[Problem] = []
     whens = [r.when for r in a.resolution]
     chosen = next((r for r in a.resolution if r.when == d.resolution), None)
@@ -116,21 +116,18 @@ def _drill(cat: Catalog, a: Alarm, d: Drill) -> list[Problem]:
         problems.append(Problem(_at(d, "metric_data"), f"no data for the alarm's {', '.join(missing)}: the "
                                                         "scenario gives every metric the alarm reads"))
     if not problems:
-        problems += _breaches(cat, a, d)
+        problems += _breaches(cat, a, d, definitions)
     return problems
 
 
-def _breaches(cat: Catalog, a: Alarm, d: Drill) -> list[Problem]:
+def _breaches(cat: Catalog, a: Alarm, d: Drill, definitions: Callable[[str], dict[str, Any] | None]) -> list[Problem]:
     """The scenario must put the alarm, as the export defines it, in ALARM in every environment."""
-    from runbook.export.alarms import put_metric_alarm_kwargs
-
     problems = []
-    index = cat.alarms.index(a)
     for env in cat.environments:
-        try:
-            kwargs = put_metric_alarm_kwargs(cat, env.name, SITE_URL)[index]
-        except (RunbookError, KeyError, TypeError, ValueError):
-            continue  # the alarm's or the environment's own problems are reported where they are defined
+        alarms = definitions(env.name)
+        if alarms is None:
+            continue  # the alarms' or the environment's own problems are reported where they are defined
+        kwargs = alarms[a.id]
         try:
             ev = evaluate(kwargs, d.metric_data)
         except EvaluationError as exc:
@@ -144,8 +141,16 @@ def _breaches(cat: Catalog, a: Alarm, d: Drill) -> list[Problem]:
 
 def check(cat: Catalog) -> list[Problem]:
     """Every drill's problems."""
+    @functools.cache
+    def definitions(env: str) -> dict[str, dict[str, Any]] | None:
+        """The exported alarms of env, made once (None: the data they come from has problems)."""
+        try:
+            return exported(cat, env)
+        except (RunbookError, KeyError, TypeError, ValueError):
+            return None
+
     problems: list[Problem] = []
     for a in cat.alarms:
         if a.drill is not None:
-            problems += _drill(cat, a, a.drill)
+            problems += _drill(cat, a, a.drill, definitions)
     return problems

@@ -24,7 +24,10 @@ import ast
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runbook.data.model import Catalog
 
 Minute = float | int | list[float] | list[int] | None
 Point = float | None  # one period's datapoint; None: missing
@@ -38,6 +41,7 @@ COMPARE: dict[str, Callable[[float, float], bool]] = {
 SIGN = {"GreaterThanThreshold": ">", "GreaterThanOrEqualToThreshold": ">=",
         "LessThanThreshold": "<", "LessThanOrEqualToThreshold": "<="}
 EXTRA_PERIODS = 2  # the evaluation range beyond Evaluation Periods
+SITE_URL = "https://runbook.invalid/"  # evaluating needs the definitions, not their links
 
 
 class EvaluationError(ValueError):
@@ -185,6 +189,14 @@ def datapoints(alarm: Mapping[str, Any], data: Mapping[str, Sequence[Minute]], c
     if "MetricStat" in out:
         return series[out["Id"]]
     return [expression(out["Expression"], {k: v[i] for k, v in series.items()}) for i in range(count)]
+
+
+def exported(catalog: Catalog, env: str) -> dict[str, dict[str, Any]]:
+    """Alarm id → its `put_metric_alarm` arguments in env, as the export makes them."""
+    # Imported here: the export needs the data layer, whose checks use this module.
+    from runbook.export.alarms import put_metric_alarm_kwargs
+
+    return dict(zip((a.id for a in catalog.alarms), put_metric_alarm_kwargs(catalog, env, SITE_URL), strict=True))
 
 
 def namespaces(alarm: Mapping[str, Any]) -> set[str]:

@@ -28,16 +28,15 @@ from runbook.access.policy import ROLES, moto_policy
 from runbook.data.model import Alarm, Catalog, Command, Drill, Finding
 from runbook.data.placeholders import substitute
 from runbook.errors import GateError, Loc, Problem
-from runbook.export.alarms import put_metric_alarm_kwargs
 from runbook.gate.run import Lane, Plan, block_operations, policy_blocks
 from runbook.gate.snippets import Snippet
 from runbook.gate.static.cli import find_aws_cli_v2
+from runbook.site.render import origin_of
 
-from .evaluate import EvaluationError, evaluate
+from .evaluate import EvaluationError, evaluate, exported
 from .findings import SHOWN, reveal, shortened
 
 PASS, FAIL, NOT_RUN, NOT_USEFUL = "found", "failed", "not run", "not useful"
-SITE_URL = "https://runbook.invalid/"  # evaluation needs definitions, not links
 
 
 @dataclass
@@ -97,17 +96,8 @@ def still_firing(alarm: Alarm) -> Finding:
                                    "shows": "the alarm in ALARM, with the datapoints that crossed the threshold"})
 
 
-def _origin(node: Alarm | Command) -> str:
-    return f"{node.loc.file}:{node.loc.line}" if node.loc else ""
-
-
 def _loc(loc: Loc | None) -> str:
     return f"{loc.file}:{loc.line}" if loc else ""
-
-
-def exported(catalog: Catalog, alarm: Alarm, env: str) -> dict[str, object]:
-    kwargs = put_metric_alarm_kwargs(catalog, env, SITE_URL)
-    return kwargs[catalog.alarms.index(alarm)]
 
 
 # ------------------------------------------------------------------ one drill
@@ -147,7 +137,7 @@ class _Drill:
             return self.blocks.get(origin, [])
         out: list[Snippet] = []
         for cmd in commands:
-            out += self.blocks.get(_origin(cmd), [])[:1]
+            out += self.blocks.get(origin_of(cmd) or "", [])[:1]
         return out
 
     def execute(self, s: Snippet) -> tuple[bool, str]:
@@ -189,7 +179,7 @@ class _Drill:
     def _run(self) -> None:
         a, drill = self.alarm, self.drill
         try:
-            ev = evaluate(exported(self.p.catalog, a, self.env), drill.metric_data)
+            ev = evaluate(exported(self.p.catalog, self.env)[a.id], drill.metric_data)
         except EvaluationError as exc:
             self.add("alarm", FAIL, str(exc), origin=_loc(drill.loc_of("metric_data")))
             return
@@ -213,7 +203,7 @@ class _Drill:
 
     def _investigate(self) -> None:
         a, drill = self.alarm, self.drill
-        steps: list[tuple[int, list[Snippet], str]] = [(1, self.of([], _origin(a)), _origin(a))]
+        steps: list[tuple[int, list[Snippet], str]] = [(1, self.of([], origin_of(a) or ""), _loc(a.loc))]
         steps += [(n, self.of(step.commands), _loc(step.loc)) for n, step in enumerate(a.investigation, 2)]
         findings = [still_firing(a), *drill.finds]
         for number, blocks, origin in steps:

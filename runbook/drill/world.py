@@ -20,7 +20,7 @@ from runbook.data.placeholders import PLACEHOLDER
 from runbook.export.alarms import put_metric_alarm_kwargs
 from runbook.world.context import World, ms
 
-from .findings import search
+from .findings import reveal
 
 __all__ = ["apply", "recovered"]
 
@@ -148,12 +148,4 @@ def recovered(endpoint_url: str, data_root: str, env: str, site_url: str, alarm_
     except Exception as exc:  # noqa: BLE001 - a failed read is a failed recovery, said as such
         return {"ok": False, "answer": f"{type(exc).__name__}: {exc}"}
     text = json.dumps(answer, default=str, sort_keys=True)
-    if check.regex is not None:
-        try:
-            ok = bool(search(check.regex, text))
-        except TimeoutError:
-            ok = False
-    else:
-        value = jmespath.search(check.jmespath or "", json.loads(text))
-        ok = value not in (None, False, [], {}, "")
-    return {"ok": ok, "answer": text}
+    return {"ok": reveal(check, text).ok, "answer": text}

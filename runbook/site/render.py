@@ -44,7 +44,8 @@ def _indent(text: str, n: int = 4) -> str:
     return textwrap.indent(text, " " * n, lambda line: bool(line.strip()))
 
 
-def _origin(node: Node) -> str | None:
+def origin_of(node: Node) -> str | None:
+    """A generated block's origin (its marker's `origin`): the data's file:line of its node."""
     return f"{node.loc.file}:{node.loc.line}" if node.loc else None
 
 
@@ -123,7 +124,7 @@ def command_markdown(cat: Catalog, cmd: Command) -> str:
     if cmd.caption:
         parts.append(prose(cat, cmd.caption) + "\n")
     marker = Annotation(
-        origin=_origin(cmd), skip=cmd.skip or None, xfail=cmd.xfail or None, expect=tuple(cmd.expect),
+        origin=origin_of(cmd), skip=cmd.skip or None, xfail=cmd.xfail or None, expect=tuple(cmd.expect),
         stream=cmd.stream, timeout=cmd.timeout, mutates=cmd.mutates, gnu_only=cmd.gnu_only,
         code_at=_code_at(cmd),
     ).comment()
@@ -200,7 +201,7 @@ def block_markdown(cat: Catalog, block: Block) -> str:
     if isinstance(block, CommandBlock):
         return command_markdown(cat, block.command)
     if isinstance(block, CodeBlock):
-        marker = Annotation(origin=_origin(block), skip=block.reason).comment()
+        marker = Annotation(origin=origin_of(block), skip=block.reason).comment()
         caption = prose(cat, block.caption) + "\n\n" if block.caption else ""
         code = prose(cat, block.code.rstrip("\n"))
         return f"{caption}{marker}\n```{block.lang}\n{code}\n```\n"
