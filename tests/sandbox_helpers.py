@@ -100,3 +100,12 @@ def remove_file(endpoint_url: str, path: str) -> None:
     import os
 
     os.unlink(path)
+
+
+_KEPT: dict = {}
+
+
+def kept_client_creates(endpoint_url: str, account: str, region: str, queue: str) -> None:
+    """Create a queue through one SQS client kept between calls (its connections pooled)."""
+    client = _KEPT.setdefault("sqs", _client(endpoint_url, "sqs", account, region))
+    client.create_queue(QueueName=queue)

@@ -138,10 +138,18 @@ def test_follow_stream_is_judged_by_what_it_printed(clean):
     clean.call("sandbox_helpers:put_log_lines", group="/kanjona/api",
                lines=["ERROR payment declined", "INFO retry scheduled"], region=REGION)
     v = run_and_judge(clean, "bash", "aws logs tail /kanjona/api --follow --format short", "dev",
-                      Annotation(stream=True, timeout=3.0))
-    assert v.result.timed_out
-    assert "ERROR payment declined" in v.result.stdout, v.result.stderr
+                      Annotation(stream=True, timeout=30.0))
+    # Stopped once it had printed and gone quiet, not at its timeout.
+    assert v.result.timed_out and v.result.settled
+    assert "ERROR payment declined" in v.result.stdout and "INFO retry scheduled" in v.result.stdout
     assert v.status == "passed", v.message
+    # A stream that keeps printing is not quiet: it runs to its timeout, judged on what it printed.
+    v = run_and_judge(clean, "bash", "while :; do echo tick; sleep 0.05; done", "dev",
+                      Annotation(stream=True, timeout=1.5))
+    assert v.result.timed_out and not v.result.settled and v.status == "passed"
+    # Only streams stop early: a command that pauses after a line runs to its end.
+    v = run_and_judge(clean, "bash", "echo first; sleep 1; echo second", "dev", Annotation(timeout=10.0))
+    assert v.result.stdout == "first\nsecond\n" and v.status == "passed"
     v = run_and_judge(clean, "bash", "sleep 30", "dev", Annotation(stream=True, timeout=0.5))
     assert v.status == "failed" and "printed nothing" in v.message
 

@@ -334,3 +334,60 @@ def test_a_snippet_cannot_take_the_worker_down(sb):
     assert r.stdout.startswith("parent 1\n")  # the run's own init: the worker is out of sight
     after = sb.run("bash", "echo alive", "t")
     assert (after.rc, after.stdout) == (0, "alive\n")
+
+
+# -- a kept world: freeze, restore, thaw (the moto host's fork) ----------------------------
+
+
+def _queues(sb: Sandbox, creds: EnvCredentials) -> list[str]:
+    return sb.call("sandbox_helpers:queue_names", account=creds.account, region=REGION)
+
+
+def test_restore_brings_the_kept_world_back_and_thaw_adds_to_it(sb):
+    sb.reset()
+    creds = _register(sb, "dev", "555555555555")
+    assert sb.run("bash", "aws sqs create-queue --queue-name kept >/dev/null", "dev").rc == 0
+    sb.freeze()
+    for name in ("changed", "changed-again"):  # each restore forgets what ran since
+        assert sb.run("bash", f"aws sqs create-queue --queue-name {name} >/dev/null", "dev").rc == 0
+        assert _queues(sb, creds) == sorted(["kept", name])
+        sb.restore()
+        assert _queues(sb, creds) == ["kept"]  # the credentials survive it too
+    sb.run("bash", "aws sqs create-queue --queue-name lost >/dev/null", "dev")
+    sb.thaw()  # the kept world, not the changed one, and what is seeded now is kept next
+    assert _queues(sb, creds) == ["kept"]
+    sb.run("bash", "aws sqs create-queue --queue-name added >/dev/null", "dev")
+    sb.freeze()
+    sb.run("bash", "aws sqs create-queue --queue-name later >/dev/null", "dev")
+    sb.restore()
+    assert _queues(sb, creds) == ["added", "kept"]
+    sb.reset()  # the kept world goes with a reset
+    assert sb.credentials == {}
+    with pytest.raises(GateError, match="no frozen world"):
+        sb.restore()
+
+
+def test_a_kept_world_cannot_be_changed_through_a_connection_left_open(sb):
+    """A client made before the freeze (a seeding function's, kept in memory) and used after
+    it must reach the copy, never the template: the server closes every connection after its
+    answer, so no pooled connection leads back to the kept world."""
+    sb.reset()
+    creds = _register(sb, "dev", "666666666666")
+    sb.call("sandbox_helpers:kept_client_creates", account=creds.account, region=REGION, queue="before")
+    sb.freeze()
+    sb.call("sandbox_helpers:kept_client_creates", account=creds.account, region=REGION, queue="after")
+    assert _queues(sb, creds) == ["after", "before"]
+    sb.restore()
+    assert _queues(sb, creds) == ["before"]  # "after" went to the copy, and went with it
+    sb.reset()
+
+
+def test_a_frozen_world_reset_twice_and_a_freeze_twice(sb):
+    sb.reset()
+    _register(sb, "dev", "777777777777")
+    sb.freeze()
+    with pytest.raises(GateError, match="frozen already"):
+        sb.freeze()
+    sb.thaw()
+    sb.thaw()  # nothing kept: nothing to do
+    sb.reset()

@@ -247,7 +247,8 @@ class Lane:
         self.sandbox: Sandbox | None = None if static_only else Sandbox(aws_cli, readable=[data_root])
         self.seeded: set[str] = set()
         self.dirty = False
-        self.seed_seconds = 0.0
+        self.seed_seconds = 0.0  # seeding and restoring worlds
+        self.restores = 0
         self.aborted = False
 
     def start(self) -> None:
@@ -270,34 +271,45 @@ class Lane:
             self.checker.kill()
 
     def world(self, env: str) -> None:
-        """Make sure env's world is seeded and untouched by an earlier state-changing command."""
+        """Make sure env's world is seeded and untouched by an earlier state-changing command.
+
+        The seeded worlds are kept (Sandbox.freeze): after a state change they are restored, in
+        the same time at any size, instead of seeded again; a new environment is seeded into
+        the kept worlds, which are then kept anew."""
         assert self.sandbox is not None
-        if self.dirty:
-            self.sandbox.reset()
-            self.seeded.clear()
+        if env in self.seeded:
+            if self.dirty:
+                start = time.perf_counter()
+                self.sandbox.restore()
+                self.restores += 1
+                self.seed_seconds += time.perf_counter() - start
             self.dirty = False
-        if env not in self.seeded:
-            start = time.perf_counter()
-            if self.policies:  # seeding is the world's own doing: no access control for it
-                self.sandbox.call("runbook.world.oncall:set_auth", count="inf")
-            creds = self.sandbox.call(
-                "runbook.world:seed",
-                data_root=str(self.data_root),
-                env=env,
-                site_url=self.site_url,
-            )
-            operator = EnvCredentials(**creds)
-            self.creds[env] = {"operator": operator}
-            if self.policies:
-                keys = self.sandbox.call("runbook.world.oncall:seed_oncall", data_root=str(self.data_root),
-                                         env=env, site_url=self.site_url, policies=self.policies[env])
-                for role, key in keys.items():
-                    self.creds[env][role] = EnvCredentials(env, operator.account, operator.region, **key)
-                self.sandbox.call("runbook.world.oncall:set_auth", count="0")
-            self.sandbox.set_credentials(operator)
-            self.role[env] = "operator"
-            self.seeded.add(env)
-            self.seed_seconds += time.perf_counter() - start
+            return
+        if self.seeded:
+            self.sandbox.thaw()  # the kept worlds, without what ran in them since
+        self.dirty = False
+        start = time.perf_counter()
+        if self.policies:  # seeding is the world's own doing: no access control for it
+            self.sandbox.call("runbook.world.oncall:set_auth", count="inf")
+        creds = self.sandbox.call(
+            "runbook.world:seed",
+            data_root=str(self.data_root),
+            env=env,
+            site_url=self.site_url,
+        )
+        operator = EnvCredentials(**creds)
+        self.creds[env] = {"operator": operator}
+        if self.policies:
+            keys = self.sandbox.call("runbook.world.oncall:seed_oncall", data_root=str(self.data_root),
+                                     env=env, site_url=self.site_url, policies=self.policies[env])
+            for role, key in keys.items():
+                self.creds[env][role] = EnvCredentials(env, operator.account, operator.region, **key)
+            self.sandbox.call("runbook.world.oncall:set_auth", count="0")
+        self.sandbox.set_credentials(operator)
+        self.role[env] = "operator"
+        self.seeded.add(env)
+        self.sandbox.freeze()
+        self.seed_seconds += time.perf_counter() - start
 
     def use(self, env: str, role: str) -> None:
         """Sign env's next runs as `role`'s user (the operator when there are no policies)."""

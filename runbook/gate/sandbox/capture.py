@@ -16,6 +16,9 @@ KEEP_BYTES = 1024 * 1024  # bytes kept of each stream; the rest is counted, and 
 OUTPUT_LIMIT = 16 * 1024 * 1024  # bytes on stdout and stderr together; then the run is stopped
 DRAIN_SECONDS = 2.0  # after the run is stopped, for what is still in the pipes
 CHUNK = 65536
+#: A stream (``logs tail --follow``) that printed a whole line and then nothing for this long
+#: has shown what it had: it is stopped then, not at its timeout.
+QUIET_SECONDS = 0.5
 
 
 @dataclass
@@ -46,12 +49,17 @@ class Collected:
     stderr: str
     timed_out: bool
     over_limit: bool  # more than OUTPUT_LIMIT bytes: stopped
+    settled: bool = False  # a stream stopped once it went quiet (timed_out too: it was stopped)
 
 
-def collect(proc: subprocess.Popen[bytes], timeout: float, stop: Callable[[], None]) -> Collected:
+def collect(proc: subprocess.Popen[bytes], timeout: float, stop: Callable[[], None],
+            stream: bool = False) -> Collected:
     """Read ``proc``'s stdout and stderr (pipes) until it exits, ``timeout`` passes or it has
     written more than OUTPUT_LIMIT; then ``stop()`` everything that may still write, and read
-    what is left. The exit status is 124 after a timeout."""
+    what is left. The exit status is 124 after a timeout.
+
+    ``stream``: the command never ends by itself; it is stopped as soon as it has printed a
+    whole line on stdout and then QUIET_SECONDS of nothing (``settled``), or at ``timeout``."""
     assert proc.stdout is not None and proc.stderr is not None  # started with PIPEs
     streams: dict[IO[bytes], Stream] = {proc.stdout: Stream("stdout"), proc.stderr: Stream("stderr")}
     selector = selectors.DefaultSelector()
@@ -61,14 +69,21 @@ def collect(proc: subprocess.Popen[bytes], timeout: float, stop: Callable[[], No
     pidfd = os.pidfd_open(proc.pid)
     selector.register(pidfd, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
-    exited = timed_out = over = False
+    exited = timed_out = over = settled = False
+    out = streams[proc.stdout]
     try:
         while not (exited or over):
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 timed_out = True
                 break
-            for key, _ in selector.select(left):
+            shown = stream and b"\n" in out.kept and bool(out.kept.strip())
+            ready = selector.select(min(left, QUIET_SECONDS) if shown else left)
+            if not ready and shown and time.monotonic() - now >= QUIET_SECONDS:
+                timed_out = settled = True
+                break
+            for key, _ in ready:
                 if key.fileobj == pidfd:
                     exited = True
                 else:
@@ -90,7 +105,7 @@ def collect(proc: subprocess.Popen[bytes], timeout: float, stop: Callable[[], No
     for pipe in streams:
         pipe.close()
     return Collected(rc=124 if timed_out else rc, stdout=streams[proc.stdout].text(),
-                     stderr=streams[proc.stderr].text(), timed_out=timed_out, over_limit=over)
+                     stderr=streams[proc.stderr].text(), timed_out=timed_out, over_limit=over, settled=settled)
 
 
 def _read(selector: selectors.BaseSelector, pipe: IO[bytes], streams: dict[IO[bytes], Stream]) -> None:

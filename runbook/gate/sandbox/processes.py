@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 
-__all__ = ["children_of", "killpg", "pids", "ppid"]
+__all__ = ["children_of", "killpg", "not_dumpable", "pids", "ppid"]
+
+PR_SET_DUMPABLE = 4  # prctl(2), <linux/prctl.h>
 
 
 def pids() -> list[int]:
@@ -36,3 +39,13 @@ def killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def not_dumpable() -> None:
+    """Keep snippets (same uid, no capabilities) out of this process: with the dumpable flag
+    off, /proc/<pid>/fd, mem and environ are closed to them and so is ptrace, so no snippet
+    can forge a reply on a protocol descriptor or change moto's state in memory. A fork keeps
+    the flag; an exec gives it back."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")

@@ -93,6 +93,7 @@ class RunResult:
     seconds: float
     timed_out: bool
     over_limit: bool = False  # stopped for writing more than capture.OUTPUT_LIMIT
+    settled: bool = False  # a stream stopped once it had printed and gone quiet (capture.collect)
 
 
 class Sandbox:
@@ -254,13 +255,28 @@ class Sandbox:
     # -- operations ------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Wipe moto's state (every account) and forget every environment's credentials.
+        """Wipe moto's state (every account), a kept world's included, and forget every
+        environment's credentials.
 
         Keys issued by moto's IAM vanish with the reset; a key used afterwards would silently
         land in moto's default account, so they are forgotten: re-register them after seeding.
         """
         self._request({"op": "reset"})
         self._credentials.clear()
+
+    def freeze(self) -> None:
+        """Keep the world as it is now: :meth:`restore` brings it back, at a cost that does not
+        grow with it (a fork of the moto host). Credentials stay registered."""
+        self._request({"op": "freeze"})
+
+    def restore(self) -> None:
+        """Back to the world as :meth:`freeze` kept it; every change since is gone."""
+        self._request({"op": "restore"})
+
+    def thaw(self) -> None:
+        """Back to the kept world, and stop keeping it: what is seeded next adds to it
+        (:meth:`freeze` again to keep the new one)."""
+        self._request({"op": "thaw"})
 
     def call(self, target: str, **kwargs: Any) -> Any:
         """Run ``module:function(endpoint_url=..., **kwargs)`` inside the worker.
@@ -295,8 +311,8 @@ class Sandbox:
         """Run one snippet (``lang`` "bash" or "python") with ``env``'s credentials.
 
         ``stream``: the command is not expected to end (``aws logs tail --follow``); it is
-        stopped at ``timeout`` like any other, and judged by what it printed
-        (:func:`runbook.gate.verdict.judge`). Stopping kills the run's PID namespace and the
+        stopped once it has printed and gone quiet (``settled``), else at ``timeout``, and
+        judged by what it printed (:func:`runbook.gate.verdict.judge`). Stopping kills the run's PID namespace and the
         commands the fork server runs for it; the result then has ``timed_out=True`` and
         ``rc=124``.
         """

@@ -11,8 +11,10 @@ its libraries print goes to stderr (the parent sends that to a log file).
 Requests: ``{"id": n, "op": ..., ...}``; replies: ``{"id": n, "ok": true, "result": ...}``
 or ``{"id": n, "ok": false, "error": "...", "traceback": "..."}``.
 
-Ops: ``init``, ``reset``, ``call``, ``check_credentials``, ``run``, ``exec_bare``,
-``zygote_info``, ``shutdown``. See the parent for their meaning; this module trusts its parent.
+Ops: ``init``, ``reset``, ``call``, ``freeze``, ``restore``, ``thaw``, ``check_credentials``,
+``run``, ``exec_bare``, ``zygote_info``, ``shutdown``. moto itself, and every ``call``, run in
+the moto host (:mod:`runbook.gate.sandbox.moto_host`), which keeps a frozen world to restore.
+See the parent for their meaning; this module trusts its parent.
 
 With ``fast_cli`` (the default) the worker also runs a fork server for the real CLI v2
 (:mod:`runbook.gate.forkserver.supervisor`), and snippets' ``aws`` is its client, which hands
@@ -22,8 +24,6 @@ it survives ``reset`` and is restarted when it dies.
 
 from __future__ import annotations
 
-import ctypes
-import importlib
 import json
 import logging
 import os
@@ -34,24 +34,21 @@ import sys
 import tempfile
 import time
 import traceback
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runbook.data.model import MAX_TIMEOUT
 from runbook.gate.forkserver.supervisor import ForkServer
+from runbook.gate.jsonlines import ChildExited, JsonLinesClient
 from runbook.gate.sandbox import environment
 from runbook.gate.sandbox.capture import collect
 from runbook.gate.sandbox.isolation import limited
-from runbook.gate.sandbox.moto_auth import sign_the_body_as_sent
-from runbook.gate.sandbox.processes import killpg
+from runbook.gate.sandbox.processes import killpg, not_dumpable
 from runbook.gate.sandbox.shims import write_aws_shims, write_sitecustomize
 
-if TYPE_CHECKING:
-    from moto.server import ThreadedMotoServer
-
-PR_SET_DUMPABLE = 4  # prctl(2), <linux/prctl.h>
+MOTO_START = 60.0  # seconds for the moto host to listen
+HOST_TIMEOUT = 600.0  # a call the host does not answer: the parent has given up long before
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ class Layout:
 
 class Worker:
     def __init__(self) -> None:
-        self.server: ThreadedMotoServer | None = None
+        self.moto: JsonLinesClient | None = None  # the moto host (runbook.gate.sandbox.moto_host)
         self.endpoint_url = ""
         self._layout: Layout | None = None
         self.aws_cli = ""
@@ -89,8 +86,6 @@ class Worker:
     # -- ops -------------------------------------------------------------------------------
 
     def op_init(self, req: dict[str, Any]) -> dict[str, Any]:
-        from moto.server import ThreadedMotoServer
-
         base = Path(req["base"])
         self.aws_cli = req["aws_cli"]
         self.confined = bool(req["confined"])
@@ -98,12 +93,12 @@ class Worker:
         self.scratch.mkdir(exist_ok=True)
         self.scratch_mounts = _holding_mounts(self.scratch)  # the sandbox's: fixed from here on
         started = time.monotonic()
-        sign_the_body_as_sent()  # before access control is ever on (the gate's on-call users)
-        server = self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
+        # moto lives in a process of its own, whose seeded world a fork keeps (freeze/restore).
+        host = subprocess.Popen([sys.executable, "-m", "runbook.gate.sandbox.moto_host"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.moto = JsonLinesClient(host)
+        port = json.loads(self.moto.read_line(MOTO_START))["port"]
         self.endpoint_url = f"http://127.0.0.1:{port}"
-        self._configure_moto()
         layout = self._layout = self._write_shims(base)
         if req.get("fast_cli", True):
             self.forkserver = ForkServer(base, self.aws_cli, self.endpoint_url, layout.shim_py)
@@ -118,21 +113,33 @@ class Worker:
             "fast_cli": self.fast_cli,
         }
 
-    def op_reset(self, req: dict[str, Any]) -> dict[str, Any]:
-        self._moto_api("/moto-api/reset", {})
-        self._configure_moto()
-        return {}
+    def _host(self, req: dict[str, Any]) -> Any:
+        """An op the moto host answers: its reply's result, or its error raised here."""
+        if self.moto is None:
+            raise RuntimeError("the worker is not initialised (no init op yet)")
+        self.moto.send(req)
+        try:
+            reply = json.loads(self.moto.read_line(HOST_TIMEOUT))
+        except ChildExited:
+            raise RuntimeError("the moto host exited") from None
+        if not reply["ok"]:
+            raise RuntimeError(f"{reply['error']}\n{reply.get('traceback', '')}")
+        return reply["result"]
+
+    def op_reset(self, req: dict[str, Any]) -> Any:
+        return self._host(req)
 
     def op_call(self, req: dict[str, Any]) -> Any:
-        module_name, _, func_name = req["target"].partition(":")
-        if not module_name or not func_name:
-            raise ValueError(f"call target must be 'module:function', got {req['target']!r}")
-        func: Any = importlib.import_module(module_name)
-        for part in func_name.split("."):
-            func = getattr(func, part)
-        result = func(endpoint_url=self.endpoint_url, **req.get("kwargs", {}))
-        json.dumps(result)  # fail here, with a clear traceback, if it is not JSON-able
-        return result
+        return self._host(req)
+
+    def op_freeze(self, req: dict[str, Any]) -> Any:
+        return self._host(req)
+
+    def op_restore(self, req: dict[str, Any]) -> Any:
+        return self._host(req)
+
+    def op_thaw(self, req: dict[str, Any]) -> Any:
+        return self._host(req)
 
     def op_check_credentials(self, req: dict[str, Any]) -> dict[str, Any]:
         import boto3
@@ -169,7 +176,7 @@ class Worker:
             home, cwd = self._fresh_scratch()
             env = self._snippet_env(req["creds"], home, fast=fast)
             timeout = min(float(req["timeout"]), MAX_TIMEOUT)  # whatever the caller asks
-            return self._execute([*argv, str(script)], env, cwd, timeout)
+            return self._execute([*argv, str(script)], env, cwd, timeout, stream=bool(req.get("stream")))
         finally:
             shutil.rmtree(scripts, ignore_errors=True)
             _empty(self.scratch, self.scratch_mounts)
@@ -203,25 +210,11 @@ class Worker:
     def shutdown(self) -> None:
         if self.forkserver is not None:
             self.forkserver.close()
+        if self.moto is not None:
+            self.moto.proc.kill()
+            self.moto.proc.wait()
 
     # -- helpers ---------------------------------------------------------------------------
-
-    def _moto_api(self, path: str, body: dict[str, Any]) -> bytes:
-        request = urllib.request.Request(
-            self.endpoint_url + path,
-            data=json.dumps(body).encode(),
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with opener.open(request, timeout=30) as response:
-            data: bytes = response.read()
-            return data
-
-    def _configure_moto(self) -> None:
-        # Before any function exists: moto switches the Lambda backend on this flag and
-        # functions created under the other backend vanish.
-        self._moto_api("/moto-api/config", {"lambda": {"use_docker": False}})
 
     def _write_shims(self, base: Path) -> Layout:
         shims = base / "shims"
@@ -293,7 +286,7 @@ class Worker:
         }
 
     def _execute(self, argv: list[str], env: dict[str, str], cwd: Path,
-                 timeout: float) -> dict[str, Any]:
+                 timeout: float, stream: bool = False) -> dict[str, Any]:
         """Run ``argv`` as one limited run (:func:`isolation.limited`): its own user and PID
         namespaces, nothing writable but the scratch, hard limits; its output capped."""
         if self.confined:
@@ -311,7 +304,7 @@ class Worker:
             if self.forkserver is not None:
                 self.forkserver.kill_children()
 
-        out = collect(proc, timeout, stop)
+        out = collect(proc, timeout, stop, stream)
         return {
             "rc": out.rc,
             "stdout": out.stdout,
@@ -319,6 +312,7 @@ class Worker:
             "seconds": time.monotonic() - started,
             "timed_out": out.timed_out,
             "over_limit": out.over_limit,
+            "settled": out.settled,
         }
 
 
@@ -352,17 +346,8 @@ def _holding_mounts(directory: Path) -> set[str]:
     return names
 
 
-def _not_dumpable() -> None:
-    """Keep snippets (same uid, no capabilities) out of this process: with the dumpable flag
-    off, /proc/<worker>/fd, mem and environ are closed to them and so is ptrace, so no snippet
-    can write a forged reply into the protocol's descriptor. Children get the flag back on exec."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
-
-
 def main() -> int:
-    _not_dumpable()
+    not_dumpable()
     # stdout belongs to the protocol: keep a private copy and point fd 1 at stderr, so that
     # nothing moto, werkzeug or a seeding function prints can corrupt a reply.
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
