@@ -8,7 +8,7 @@ from typing import Any
 
 from mkdocs.exceptions import Abort, PluginError
 from mkdocs.plugins import event_priority
-from mkdocs.structure.files import File, Files
+from mkdocs.structure.files import File, Files, InclusionLevel
 
 from runbook.data.load import load_cached
 from runbook.data.model import Catalog
@@ -32,12 +32,23 @@ def _catalog(config: Any) -> Catalog:
         raise InvalidData(f"runbook data is invalid:\n{err}") from None
 
 
+#: Up to this many alarms, the navigation lists each one under its group. Beyond, it lists only
+#: the index ("All alarms", by group): the navigation is rendered into every page, so listing
+#: each alarm made the site grow as pages x alarms (134,000 nav items at 300 alarms).
+NAV_ALARMS = 60
+
+
+def alarms_in_nav(cat: Catalog) -> bool:
+    return len(cat.alarms) <= NAV_ALARMS
+
+
 @event_priority(100)  # before mkdocs-macros, whose module loads the same data and would raise with a traceback
 def on_config(config: Any) -> Any:
     cat = _catalog(config)
     alarms_nav: list[Any] = [{"All alarms": "alarms/index.md"}]
-    for g in cat.groups:
-        alarms_nav.append({g.title: [{a.title: f"alarms/{a.id}.md"} for a in g.alarms]})
+    if alarms_in_nav(cat):
+        for g in cat.groups:
+            alarms_nav.append({g.title: [{a.title: f"alarms/{a.id}.md"} for a in g.alarms]})
     nav = []
     for entry in config.nav or []:
         if isinstance(entry, dict) and entry.get("Alarms") == "alarms/index.md":
@@ -49,6 +60,8 @@ def on_config(config: Any) -> Any:
 
 def on_files(files: Files, config: Any) -> Files:
     cat = _catalog(config)
+    # Not in the navigation: reached from the index, the alarm's own link and search.
+    inclusion = InclusionLevel.UNDEFINED if alarms_in_nav(cat) else InclusionLevel.NOT_IN_NAV
     for a in cat.alarms:
         stub = (
             f"---\ntitle: {a.title}\nalarm: {a.id}\nsearch:\n  boost: 3\n"
@@ -57,7 +70,7 @@ def on_files(files: Files, config: Any) -> Files:
             f'{{{{ alarm_page("{a.id}") }}}}\n'
         )
         if files.get_file_from_path(f"alarms/{a.id}.md") is None:
-            files.append(File.generated(config, f"alarms/{a.id}.md", content=stub))
+            files.append(File.generated(config, f"alarms/{a.id}.md", content=stub, inclusion=inclusion))
     return files
 
 

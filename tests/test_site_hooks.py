@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mkdocs.config import load_config
 from mkdocs.exceptions import PluginError
-from mkdocs.structure.files import File, Files
+from mkdocs.structure.files import File, Files, InclusionLevel
 
 from runbook.data.load import load_cached
 
@@ -50,6 +50,25 @@ def test_on_config_expands_the_alarms_entry_into_groups_of_alarm_pages(project: 
         {g.title: [{a.title: f"alarms/{a.id}.md"} for a in g.alarms]} for g in cat.groups
     ]
     assert config.nav == [{"Home": "index.md"}, {"Alarms": expected_alarms}, {"Other": "other.md"}]
+
+
+def test_past_the_bound_the_nav_lists_the_index_and_alarm_pages_stay_out_of_it(project: Path, monkeypatch) -> None:
+    """The nav is in every page: listing every alarm made the site grow as pages x alarms."""
+    cat = load_cached(ROOT / "runbook_data")
+    config = _config(project)
+    # The hooks module mkdocs loaded for this config (each load is a module of its own).
+    loaded = next(m for m in config.plugins.values() if getattr(m, "NAV_ALARMS", None) is not None)
+    monkeypatch.setattr(loaded, "NAV_ALARMS", len(cat.alarms) - 1)
+    config = config.plugins.on_config(config)
+    assert config.nav == [{"Home": "index.md"}, {"Alarms": [{"All alarms": "alarms/index.md"}]},
+                          {"Other": "other.md"}]
+    files = config.plugins.on_files(Files([]), config=config)
+    assert {f.src_uri for f in files} == {f"alarms/{a.id}.md" for a in cat.alarms}
+    # Out of the nav, yet no "not included in the nav" warning, which fails a strict build.
+    assert {f.inclusion for f in files} == {InclusionLevel.NOT_IN_NAV}
+    monkeypatch.setattr(loaded, "NAV_ALARMS", len(cat.alarms))  # at the bound: each alarm listed
+    assert {f.inclusion for f in config.plugins.on_files(Files([]), config=config)} == {InclusionLevel.UNDEFINED}
+    assert len(hooks.on_config(_config(project)).nav[1]["Alarms"]) == 1 + len(cat.groups)
 
 
 def test_on_config_leaves_a_nav_without_the_alarms_entry_alone(project: Path) -> None:
