@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from runbook.data.load import load
+from runbook.data.load import load, load_cached
 from runbook.errors import Loc, Problem, RunbookError, github_annotation, shown_path
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -19,7 +19,7 @@ def _check(args: argparse.Namespace) -> int:
 
     # Alarm descriptions are measured with the site_url they will link to, as the export builds them.
     try:
-        catalog = load(args.data, site_url(args.mkdocs) if args.mkdocs.is_file() else None)
+        catalog = load_cached(args.data, site_url(args.mkdocs) if args.mkdocs.is_file() else None)
     except RunbookError as err:
         if args.site is None:
             raise

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from runbook.data import rules, secrets
+from runbook.data import disk_cache, rules, secrets
 from runbook.data.model import (
     Alarm,
     AlarmGroupFile,
@@ -200,7 +200,8 @@ _CACHE: dict[Path, tuple[tuple[tuple[str, float], ...], str | None, Catalog]] = 
 
 
 def load_cached(root: Path | str | None = None, site_url: str | None = None) -> Catalog:
-    """`load`, reused while no file under root changed (the site build asks several times).
+    """`load`, reused while no file under root changed (the site build asks several times), and
+    kept on disk between processes (:mod:`runbook.data.disk_cache`).
 
     Without `site_url`, a catalog loaded with any site_url serves.
     """
@@ -209,6 +210,19 @@ def load_cached(root: Path | str | None = None, site_url: str | None = None) -> 
     hit = _CACHE.get(root)
     if hit and hit[0] == stamp and (site_url is None or hit[1] == site_url):
         return hit[2]
-    catalog = load(root, site_url)
+    catalog = _load_kept(root, site_url)
     _CACHE[root] = (stamp, site_url, catalog)
+    return catalog
+
+
+def _load_kept(root: Path, site_url: str | None) -> Catalog:
+    """`load`, or the catalog the disk cache kept for exactly these files and this code."""
+    if not disk_cache.enabled() or _over_budget(root) is not None:
+        return load(root, site_url)
+    digest = disk_cache.key(root, site_url)
+    kept = disk_cache.get(root, digest)
+    if kept is not None:
+        return kept
+    catalog = load(root, site_url)  # raises on any problem: nothing is kept then
+    disk_cache.put(root, digest, catalog)
     return catalog

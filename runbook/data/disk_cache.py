@@ -1,0 +1,103 @@
+"""The validated catalog kept on disk, keyed by everything that decides it.
+
+Reading and checking runbook_data/ is most of `runbook check`, a large part of every build, and
+each `mkdocs serve` rebuild (ruamel's parser is pure Python). A catalog that passed every check is
+kept under ``<project>/.cache/catalog/``, keyed by a digest of:
+
+- every file under the data folder (names and bytes) and the folder as errors name it;
+- the site_url it was checked with;
+- the code that reads and checks it (every module of the ``runbook`` package) and the versions
+  of the libraries its checks use.
+
+A data folder with problems is never kept: its errors are always found afresh. Set
+``RUNBOOK_CATALOG_CACHE=0`` to read everything every time. Failing to read or write the cache
+(a read-only checkout, the gate's sandbox) only costs the time it would have saved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runbook.errors import shown_path
+
+if TYPE_CHECKING:
+    from runbook.data.model import Catalog
+
+PACKAGE = Path(__file__).resolve().parents[1]  # runbook/
+LIBRARIES = ("pydantic", "pydantic-core", "ruamel.yaml", "policy-sentry", "botocore", "jmespath", "regex",
+             "detect-secrets")
+KEPT = 8  # catalogs kept per project (a branch switch back finds its own)
+
+_code_digest: str | None = None
+
+
+def _code() -> str:
+    """The checking code and its libraries, hashed once per process."""
+    global _code_digest
+    if _code_digest is None:
+        h = hashlib.sha256(sys.version.encode())
+        for path in sorted(PACKAGE.rglob("*.py")):
+            h.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        for name in LIBRARIES:
+            try:
+                h.update(f"{name}={metadata.version(name)}\0".encode())
+            except metadata.PackageNotFoundError:
+                h.update(f"{name}=none\0".encode())
+        shellcheck = shutil.which("shellcheck")
+        if shellcheck:  # the data's shell blocks are checked with it
+            st = os.stat(shellcheck)
+            h.update(f"shellcheck={st.st_size}:{st.st_mtime_ns}\0".encode())
+        _code_digest = h.hexdigest()
+    return _code_digest
+
+
+def key(root: Path, site_url: str | None) -> str:
+    h = hashlib.sha256(_code().encode())
+    h.update(f"{root.resolve()}\0{shown_path(root)}\0{site_url!r}\0".encode())
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def _folder(root: Path) -> Path:
+    return root.resolve().parent / ".cache" / "catalog"
+
+
+def enabled() -> bool:
+    return os.environ.get("RUNBOOK_CATALOG_CACHE", "1") != "0"
+
+
+def get(root: Path, digest: str) -> Catalog | None:
+    try:
+        with open(_folder(root) / f"{digest}.pickle", "rb") as f:
+            catalog: Catalog = pickle.load(f)  # noqa: S301 - our own file, keyed by its content
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+        return None
+    return catalog
+
+
+def put(root: Path, digest: str, catalog: Catalog) -> None:
+    folder = _folder(root)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".catalog.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(catalog, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, folder / f"{digest}.pickle")
+        except (OSError, pickle.PicklingError):
+            Path(tmp).unlink(missing_ok=True)
+            return
+        old = sorted(folder.glob("*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)[KEPT:]
+        for path in old:
+            path.unlink(missing_ok=True)
+    except OSError:
+        return
