@@ -183,9 +183,13 @@ def test_a_search_hit_by_full_alarm_name_opens_that_environment(server: str, pag
         open_page(page, f"{server}/")
         page.keyboard.press("/")
         page.keyboard.type(name)
-        hit = page.locator(".md-search-result__link").first
-        hit.wait_for()
-        hit.click()
+        # The results follow the typing: wait until the whole name's first hit is the alarm's page
+        # (a hit taken earlier may be one for the first letters).
+        page.wait_for_function("""() => {
+          const hit = document.querySelector('.md-search-result__link');
+          return hit && hit.getAttribute('href').includes('alarms/lambda-errors');
+        }""")
+        page.locator(".md-search-result__link").first.click()
         page.wait_for_selector("nav.rb-env-switch [aria-current]")
         assert page.evaluate("() => document.body.dataset.rbEnv") == env, page.url
 
