@@ -82,3 +82,41 @@ def test_off_switch_and_an_unusable_cache_only_cost_time(data: Path, monkeypatch
     kept.write_bytes(b"garbage")  # a torn or foreign file: read again, not trusted
     reads = _fresh_process(monkeypatch)
     assert load_mod.load_cached(data, "x").alarms and len(reads) == 1
+
+
+def test_the_gate_builds_again_only_when_an_input_changed(tmp_path: Path, monkeypatch) -> None:
+    """The gate's rendered blocks are kept: a re-run with nothing changed does not build the site."""
+    from runbook.gate import run as gate
+    from runbook.site import build
+
+    for name in ("docs", "macros", "runbook_data", "runbook"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    monkeypatch.setenv("RUNBOOK_CATALOG_CACHE", "1")
+    monkeypatch.delenv("RUNBOOK_REPORT", raising=False)
+    builds: list[Path] = []
+    real = build.build
+
+    def counted(mkdocs_yml, out, **kw):  # type: ignore[no-untyped-def]
+        builds.append(out)
+        return real(mkdocs_yml, out, **kw)
+
+    monkeypatch.setattr(build, "build", counted)
+
+    def blocks() -> list[tuple[str, int, str, str]]:
+        p = gate.plan(tmp_path / "mkdocs.yml")
+        try:
+            return [(s.page, s.line, s.env, s.text) for s in p.snippets]
+        finally:
+            p.close()
+
+    first = blocks()
+    assert blocks() == first and len(builds) == 1  # the same blocks, not built again
+    page = tmp_path / "docs" / "debugging.md"
+    page.write_text(page.read_text(encoding="utf-8") + "\n```bash\naws sqs list-queues\n```\n", encoding="utf-8")
+    edited = blocks()
+    assert len(builds) == 2 and len(edited) == len(first) + 1  # the new block (a page of docs: one env)
+    report = tmp_path / "r.json"
+    report.write_text('{"meta": {}, "results": [], "summary": {}}', encoding="utf-8")
+    monkeypatch.setenv("RUNBOOK_REPORT", str(report))  # what the pages show changes with it
+    assert blocks() == edited and len(builds) == 3

@@ -1,4 +1,5 @@
-"""The validated catalog kept on disk, keyed by everything that decides it.
+"""Work kept on disk, keyed by everything that decides it: the validated catalog, and the
+gate's rendered blocks (:func:`runbook.gate.run.plan`).
 
 Reading and checking runbook_data/ is most of `runbook check`, a large part of every build, and
 each `mkdocs serve` rebuild (ruamel's parser is pure Python). A catalog that passed every check is
@@ -12,6 +13,10 @@ kept under ``<project>/.cache/catalog/``, keyed by a digest of:
 A data folder with problems is never kept: its errors are always found afresh. Set
 ``RUNBOOK_CATALOG_CACHE=0`` to read everything every time. Failing to read or write the cache
 (a read-only checkout, the gate's sandbox) only costs the time it would have saved.
+
+The gate's rendered blocks are kept the same way under ``.cache/plan/``, keyed by the project's
+mkdocs.yml, docs, macros, data and code, the report the build shows (``RUNBOOK_REPORT``) and the
+versions of mkdocs and its plugins: a re-run with nothing changed does not build the site again.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runbook.errors import shown_path
 
@@ -33,7 +38,8 @@ if TYPE_CHECKING:
 
 PACKAGE = Path(__file__).resolve().parents[1]  # runbook/
 LIBRARIES = ("pydantic", "pydantic-core", "ruamel.yaml", "policy-sentry", "botocore", "jmespath", "regex",
-             "detect-secrets")
+             "detect-secrets", "mkdocs", "mkdocs-material", "mkdocs-macros-plugin", "pymdown-extensions",
+             "markdown", "pygments", "jinja2")
 KEPT = 8  # catalogs kept per project (a branch switch back finds its own)
 
 _code_digest: str | None = None
@@ -59,39 +65,60 @@ def _code() -> str:
     return _code_digest
 
 
-def key(root: Path, site_url: str | None) -> str:
-    h = hashlib.sha256(_code().encode())
-    h.update(f"{root.resolve()}\0{shown_path(root)}\0{site_url!r}\0".encode())
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+def _files(h: Any, root: Path) -> None:
+    h.update(f"{root.resolve()}\0{shown_path(root)}\0".encode())
+    if root.is_file():
+        h.update(root.read_bytes() + b"\0")
+        return
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+
+
+def key(root: Path, site_url: str | None) -> str:
+    """A catalog's key: the data folder's files, the site_url, the code."""
+    h = hashlib.sha256(_code().encode())
+    h.update(f"{site_url!r}\0".encode())
+    _files(h, root)
     return h.hexdigest()
 
 
-def _folder(root: Path) -> Path:
-    return root.resolve().parent / ".cache" / "catalog"
+def inputs_key(*roots: Path, extra: str = "") -> str:
+    """A key of files and folders (missing ones count as missing), the code, and `extra`."""
+    h = hashlib.sha256(_code().encode())
+    h.update(extra.encode() + b"\0")
+    for root in roots:
+        if root.exists():
+            _files(h, root)
+        else:
+            h.update(f"missing {root.resolve()}\0".encode())
+    return h.hexdigest()
+
+
+def _folder(root: Path, kind: str = "catalog") -> Path:
+    return root.resolve().parent / ".cache" / kind
 
 
 def enabled() -> bool:
     return os.environ.get("RUNBOOK_CATALOG_CACHE", "1") != "0"
 
 
-def get(root: Path, digest: str) -> Catalog | None:
+def get(root: Path, digest: str, kind: str = "catalog") -> Any:
+    """What `put` kept under the folder beside `root`, or None."""
     try:
-        with open(_folder(root) / f"{digest}.pickle", "rb") as f:
-            catalog: Catalog = pickle.load(f)  # noqa: S301 - our own file, keyed by its content
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
+        with open(_folder(root, kind) / f"{digest}.pickle", "rb") as f:
+            return pickle.load(f)  # noqa: S301 - our own file, keyed by its content
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         return None
-    return catalog
 
 
-def put(root: Path, digest: str, catalog: Catalog) -> None:
-    folder = _folder(root)
+def put(root: Path, digest: str, value: Catalog | object, kind: str = "catalog") -> None:
+    folder = _folder(root, kind)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".catalog.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                pickle.dump(catalog, f, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, folder / f"{digest}.pickle")
         except (OSError, pickle.PicklingError):
             Path(tmp).unlink(missing_ok=True)

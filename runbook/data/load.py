@@ -221,7 +221,7 @@ def _load_kept(root: Path, site_url: str | None) -> Catalog:
         return load(root, site_url)
     digest = disk_cache.key(root, site_url)
     kept = disk_cache.get(root, digest)
-    if kept is not None:
+    if isinstance(kept, Catalog):
         return kept
     catalog = load(root, site_url)  # raises on any problem: nothing is kept then
     disk_cache.put(root, digest, catalog)

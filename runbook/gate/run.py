@@ -24,6 +24,7 @@ from runbook.access.levels import Impact, impact
 from runbook.access.operations import Operation, operations
 from runbook.access.policy import ROLES, denied_action, moto_policy
 from runbook.access.state import probes, state_difference
+from runbook.data import disk_cache
 from runbook.data.load import load_cached
 from runbook.data.model import Catalog
 from runbook.data.placeholders import substitute
@@ -157,24 +158,13 @@ def _plan(
     envs: Sequence[str] | None,
     pages: Sequence[str] | None,
 ) -> Plan:
-    out = Path(tmp.name)
-    built = build.build(mkdocs_yml, out, docs_dir=docs_dir)
-    if built.output:
-        print(built.output, file=sys.stderr)
-    if not built.ok:
-        raise _BuildFailed(built.output.splitlines()[-1] if built.output else f"exit status {built.returncode}")
     # The site's own pages are named as in the repository; another folder as given.
     shown = "docs/" if docs_dir is None else shown_path(docs_dir) + "/"
-    try:
-        snippets = extract_dir(built.rendered_dir, shown, known, catalog.default_env.name)
-    except AnnotationError as exc:  # a bad marker, an unclosed fence
-        raise _BuildFailed(str(exc)) from None
+    snippets, rendered, seconds = _rendered(Path(tmp.name), catalog, known, mkdocs_yml, docs_dir, shown)
     if docs_dir is not None:
         own = {f"{shown}{f.relative_to(docs_dir).as_posix()}" for f in Path(docs_dir).rglob("*.md")}
         if not any(s.page in own and _runnable(s) for s in snippets):
             raise GateError(f"no executable block in {shown_path(docs_dir)}")
-    rendered = sorted(f"{shown}{f.relative_to(built.rendered_dir).as_posix()}"
-                      for f in built.rendered_dir.rglob("*.md"))
     for pattern in pages or ():
         if not any(_matches(page, pattern) for page in rendered):
             few = ", ".join(rendered[:5]) + (", ..." if len(rendered) > 5 else "")
@@ -187,7 +177,42 @@ def _plan(
     if not any(_runnable(s) for s in chosen):
         selection = [f"--env {e}" for e in envs or ()] + [f"--page {p!r}" for p in pages or ()]
         raise GateError(f"no executable block selected by {' '.join(selection) or 'the site'}")
-    return Plan(chosen, catalog, built.rendered_dir, built.seconds, build.site_url(mkdocs_yml), tmp)
+    return Plan(chosen, catalog, Path(tmp.name) / "rendered", seconds, build.site_url(mkdocs_yml), tmp)
+
+
+def _rendered(out: Path, catalog: Catalog, known: list[str], mkdocs_yml: Path, docs_dir: Path | None,
+              shown: str) -> tuple[list[Snippet], list[str], float]:
+    """Every block of the built site and its pages' names, with the build's time. Kept on disk
+    (runbook.data.disk_cache) for the same project files, code and plugins: a re-run with nothing
+    changed does not build again (what the build printed is printed again)."""
+    project = mkdocs_yml.resolve().parent
+    report = os.environ.get("RUNBOOK_REPORT", "")
+    roots = [mkdocs_yml, project / "docs", project / "macros", catalog.root]
+    if docs_dir is not None:
+        roots.append(Path(docs_dir))
+    if report:
+        roots.append(Path(report))
+    digest = disk_cache.inputs_key(*roots, extra=f"{shown}\0{report}") if disk_cache.enabled() else ""
+    kept = disk_cache.get(project / "runbook_data", digest, "plan") if digest else None
+    if isinstance(kept, tuple) and len(kept) == 3:
+        output, snippets, rendered = kept
+        if output:
+            print(output, file=sys.stderr)
+        return snippets, rendered, 0.0
+    built = build.build(mkdocs_yml, out, docs_dir=docs_dir)
+    if built.output:
+        print(built.output, file=sys.stderr)
+    if not built.ok:
+        raise _BuildFailed(built.output.splitlines()[-1] if built.output else f"exit status {built.returncode}")
+    try:
+        snippets = extract_dir(built.rendered_dir, shown, known, catalog.default_env.name)
+    except AnnotationError as exc:  # a bad marker, an unclosed fence
+        raise _BuildFailed(str(exc)) from None
+    rendered = sorted(f"{shown}{f.relative_to(built.rendered_dir).as_posix()}"
+                      for f in built.rendered_dir.rglob("*.md"))
+    if digest:
+        disk_cache.put(project / "runbook_data", digest, (built.output, snippets, rendered), "plan")
+    return snippets, rendered, built.seconds
 
 
 # ------------------------------------------------------------------ one lane: a checker and a sandbox
@@ -482,7 +507,8 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
     envs = sorted({s.env for _, s in todo if s.env in {e.name for e in p.catalog.environments}})
     blocks = {} if static_only else {env: policy_blocks(p, env) for env in envs}
     policies = {env: {role: moto_policy(p.catalog, env, role, blocks[env]) for role in ROLES} for env in blocks}
-    lanes_wanted = max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
+    # No lane (no checker, no sandbox to start) when the cache answered for every block.
+    lanes_wanted = min(max(1, jobs or os.cpu_count() or 1), len(todo))
     errors: list[BaseException] = []
     lanes: list[Lane] = []
     stopping = threading.Event()
