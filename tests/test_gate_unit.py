@@ -27,7 +27,7 @@ def _catalog() -> Catalog:
 
 
 def _plan(snippets: list[Snippet]) -> gate.Plan:
-    return gate.Plan(snippets, _catalog(), ROOT, 0.0, "https://example.invalid/")
+    return gate.Plan(snippets, _catalog(), 0.0, "https://example.invalid/")
 
 
 def _result(status: str, message: str = "", **kw) -> gate.Result:
@@ -114,7 +114,7 @@ def test_plan_close_removes_the_rendered_site_and_may_be_repeated(tmp_path: Path
     import tempfile
 
     tmp = tempfile.TemporaryDirectory(dir=tmp_path)
-    plan = gate.Plan([], _catalog(), Path(tmp.name), 0.0, "https://example.invalid/", tmp)
+    plan = gate.Plan([], _catalog(), 0.0, "https://example.invalid/", tmp)
     plan.close()
     plan.close()
     assert not Path(tmp.name).exists()

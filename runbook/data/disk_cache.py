@@ -29,18 +29,15 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runbook.errors import shown_path
-
-if TYPE_CHECKING:
-    from runbook.data.model import Catalog
 
 PACKAGE = Path(__file__).resolve().parents[1]  # runbook/
 LIBRARIES = ("pydantic", "pydantic-core", "ruamel.yaml", "policy-sentry", "botocore", "jmespath", "regex",
              "detect-secrets", "mkdocs", "mkdocs-material", "mkdocs-macros-plugin", "pymdown-extensions",
              "markdown", "pygments", "jinja2")
-KEPT = 8  # catalogs kept per project (a branch switch back finds its own)
+KEPT = 8  # entries kept per kind and project (a branch switch back finds its own)
 
 _code_digest: str | None = None
 
@@ -111,11 +108,11 @@ def get(root: Path, digest: str, kind: str = "catalog") -> Any:
         return None
 
 
-def put(root: Path, digest: str, value: Catalog | object, kind: str = "catalog") -> None:
+def put(root: Path, digest: str, value: object, kind: str = "catalog") -> None:
     folder = _folder(root, kind)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".catalog.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{kind}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)

@@ -87,7 +87,6 @@ class Plan:
 
     snippets: list[Snippet]
     catalog: Catalog
-    rendered_dir: Path
     build_seconds: float
     site_url: str
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
@@ -177,7 +176,7 @@ def _plan(
     if not any(_runnable(s) for s in chosen):
         selection = [f"--env {e}" for e in envs or ()] + [f"--page {p!r}" for p in pages or ()]
         raise GateError(f"no executable block selected by {' '.join(selection) or 'the site'}")
-    return Plan(chosen, catalog, Path(tmp.name) / "rendered", seconds, build.site_url(mkdocs_yml), tmp)
+    return Plan(chosen, catalog, seconds, build.site_url(mkdocs_yml), tmp)
 
 
 def _rendered(out: Path, catalog: Catalog, known: list[str], mkdocs_yml: Path, docs_dir: Path | None,
@@ -193,7 +192,7 @@ def _rendered(out: Path, catalog: Catalog, known: list[str], mkdocs_yml: Path, d
     if report:
         roots.append(Path(report))
     digest = disk_cache.inputs_key(*roots, extra=f"{shown}\0{report}") if disk_cache.enabled() else ""
-    kept = disk_cache.get(project / "runbook_data", digest, "plan") if digest else None
+    kept = disk_cache.get(catalog.root, digest, "plan") if digest else None
     if isinstance(kept, tuple) and len(kept) == 3:
         output, snippets, rendered = kept
         if output:
@@ -211,7 +210,7 @@ def _rendered(out: Path, catalog: Catalog, known: list[str], mkdocs_yml: Path, d
     rendered = sorted(f"{shown}{f.relative_to(built.rendered_dir).as_posix()}"
                       for f in built.rendered_dir.rglob("*.md"))
     if digest:
-        disk_cache.put(project / "runbook_data", digest, (built.output, snippets, rendered), "plan")
+        disk_cache.put(catalog.root, digest, (built.output, snippets, rendered), "plan")
     return snippets, rendered, built.seconds
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import signal
 import socketserver
@@ -222,6 +223,8 @@ def main() -> int:
     os.dup2(null, 0)
     os.dup2(2, 1)  # stdout belongs to the protocol: moto's and seeding's prints go to the log
     sys.stdout = sys.stderr
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request in the log
     host = Host()
     host.asker = channel
     host.serve()

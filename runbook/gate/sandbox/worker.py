@@ -49,6 +49,7 @@ from runbook.gate.sandbox.shims import write_aws_shims, write_sitecustomize
 
 MOTO_START = 60.0  # seconds for the moto host to listen
 HOST_TIMEOUT = 600.0  # a call the host does not answer: the parent has given up long before
+HOST_OPS = frozenset({"reset", "call", "freeze", "restore", "thaw"})  # answered by the moto host
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class Worker:
             "fast_cli": self.fast_cli,
         }
 
-    def _host(self, req: dict[str, Any]) -> Any:
+    def host(self, req: dict[str, Any]) -> Any:
         """An op the moto host answers: its reply's result, or its error raised here."""
         if self.moto is None:
             raise RuntimeError("the worker is not initialised (no init op yet)")
@@ -126,20 +127,6 @@ class Worker:
             raise RuntimeError(f"{reply['error']}\n{reply.get('traceback', '')}")
         return reply["result"]
 
-    def op_reset(self, req: dict[str, Any]) -> Any:
-        return self._host(req)
-
-    def op_call(self, req: dict[str, Any]) -> Any:
-        return self._host(req)
-
-    def op_freeze(self, req: dict[str, Any]) -> Any:
-        return self._host(req)
-
-    def op_restore(self, req: dict[str, Any]) -> Any:
-        return self._host(req)
-
-    def op_thaw(self, req: dict[str, Any]) -> Any:
-        return self._host(req)
 
     def op_check_credentials(self, req: dict[str, Any]) -> dict[str, Any]:
         import boto3
@@ -354,7 +341,6 @@ def main() -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     worker = Worker()
     for line in sys.stdin:
@@ -368,7 +354,7 @@ def main() -> int:
                 worker.shutdown()
                 proto.write(json.dumps({"id": req.get("id"), "ok": True, "result": {}}) + "\n")
                 break
-            handler = getattr(worker, f"op_{op}", None)
+            handler = worker.host if op in HOST_OPS else getattr(worker, f"op_{op}", None)
             if handler is None:
                 raise ValueError(f"unknown op {op!r}")
             reply = {"id": req.get("id"), "ok": True, "result": handler(req)}
