@@ -409,6 +409,51 @@ def test_gate_error_for_missing_cli(tmp_path):
         StaticChecker(str(tmp_path / "no-such-aws"))
 
 
+def test_a_kill_before_the_worker_exists_stops_its_start():
+    c = StaticChecker(_cli(), start=False)
+    root = Path(c._root)
+    c.kill()
+    with pytest.raises(GateError, match="did not start"):
+        c.start()
+    c.close()
+    assert not root.exists()
+
+
+def test_a_kill_while_the_worker_starts_leaves_nothing_running():
+    """The race a signal to `runbook verify` hits on a loaded machine: a lane still waiting
+    for its CLI worker's first line. Whenever the kill lands, the checker does no more."""
+    import threading
+
+    c = StaticChecker(_cli(), start=False)
+    root = Path(c._root)
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            c.start()
+        except GateError as exc:
+            failed.append(exc)
+
+    t = threading.Thread(target=start)
+    t.start()
+    for _ in range(3000):  # bounded poll: until the worker's process exists
+        worker = c._worker
+        if worker is not None and worker.proc is not None or not t.is_alive():
+            break
+        time.sleep(0.01)
+    proc = c._worker.proc if c._worker is not None else None
+    c.kill()
+    t.join(60)
+    assert not t.is_alive()
+    if not failed:  # the worker had answered first: its next request fails instead
+        with pytest.raises(GateError):
+            c.validate_aws(["sts", "get-caller-identity"])
+    if proc is not None:
+        assert proc.wait(timeout=10) == -9
+    c.close()
+    assert not root.exists()
+
+
 def test_gate_error_from_environment_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNBOOK_AWS_CLI", _fake_cli(tmp_path, "aws-cli/1.45.11 Python/3.11.7"))
     with pytest.raises(GateError, match="from RUNBOOK_AWS_CLI"):

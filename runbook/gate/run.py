@@ -276,7 +276,11 @@ class Lane:
         self.aborted = False
 
     def start(self) -> None:
-        self.checker = StaticChecker(self.aws_cli)
+        # Known to abort() before its worker exists: a signal during a slow start stops it too.
+        self.checker = StaticChecker(self.aws_cli, start=False)
+        if self.aborted:
+            return
+        self.checker.start()
         if self.sandbox is not None and not self.aborted:
             self.sandbox.start()
 
@@ -512,8 +516,18 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
     lanes: list[Lane] = []
     stopping = threading.Event()
     registry = threading.Lock()
+    # The main thread waits on this, not in Thread.join: a signal that interrupts a join makes
+    # CPython 3.11 mark the joined thread stopped while it still runs, and the grace below
+    # would then not wait for that lane to remove its folders.
+    ended = threading.Semaphore(0)
 
     def lane_main() -> None:
+        try:
+            lane_work()
+        finally:
+            ended.release()
+
+    def lane_work() -> None:
         with registry:
             if stopping.is_set():
                 return
@@ -538,8 +552,8 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
     try:
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        for _ in threads:
+            ended.acquire()
     except BaseException:  # interrupted (see main): stop every lane now, let each one clean up
         with registry:
             stopping.set()

@@ -80,7 +80,7 @@ class _Worker:
         self.proc: subprocess.Popen[bytes] | None = None
         self._channel: JsonLinesClient | None = None
         self.info: dict[str, Any] = {}
-        self.start()
+        self.killed = False  # by stop(), from another thread: no (re)start may outlive it
 
     def start(self) -> None:
         # Its folder holds nothing but this script; the CLI's own files stay readable.
@@ -94,6 +94,8 @@ class _Worker:
                 env=scratch_env(self.home), cwd=self.home, start_new_session=True)
         except OSError as exc:
             raise GateError(f"cannot start the AWS CLI v2 worker: {exc}") from exc
+        if self.killed:  # stop() came while the process was being made
+            self.stop()
         self._channel = JsonLinesClient(self.proc)
         line = self._readline(WORKER_START_TIMEOUT)
         if line is None:
@@ -137,6 +139,17 @@ class _Worker:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
+    def stop(self) -> None:
+        """From any thread, without waiting: SIGKILL the worker's process group (its own
+        session), for good. A request or a start in flight then fails."""
+        self.killed = True
+        proc = self.proc
+        if proc is not None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
     def kill(self) -> None:
         if self.proc is None:
             return
@@ -168,9 +181,11 @@ class StaticChecker:
     """Static checks of runbook code blocks. Owns the AWS CLI v2 worker process.
 
     Use as a context manager (or call close()). Thread-safe: worker requests are
-    serialised by a lock; each check_shell call has its own sandbox directory."""
+    serialised by a lock; each check_shell call has its own sandbox directory. With
+    start=False the worker starts in :meth:`start`, so that :meth:`kill` can reach it (from
+    another thread) while it is still starting."""
 
-    def __init__(self, aws_cli: str | None = None) -> None:
+    def __init__(self, aws_cli: str | None = None, *, start: bool = True) -> None:
         self.aws_cli = find_aws_cli_v2(aws_cli)
         self.interpreter = cli_interpreter(self.aws_cli)
         self._lock = threading.Lock()
@@ -182,10 +197,18 @@ class StaticChecker:
         self._bash = shutil.which("bash", path="/usr/bin:/bin") or "/bin/bash"
         self._shellcheck = shutil.which("shellcheck", path="/usr/bin:/usr/local/bin:/bin")
         self._block_seq = 0
+        self._killed = False
+        self._worker: _Worker | None = None
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        worker = self._worker = _Worker(self.interpreter, str(self._root / "home"), self.aws_cli)
+        worker.killed = self._killed  # kill() may have come before the worker existed
         try:
-            self._worker: _Worker | None = _Worker(self.interpreter, str(self._root / "home"), self.aws_cli)
+            worker.start()
         except BaseException:
-            self._tmp.cleanup()
+            self.close()
             raise
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -197,14 +220,11 @@ class StaticChecker:
 
     def kill(self) -> None:
         """From another thread, without the lock a call in flight holds: SIGKILL the CLI
-        worker's process group (started in its own session); that call then fails."""
-        worker = self._worker
-        proc = worker.proc if worker is not None else None
-        if proc is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
+        worker's process group (started in its own session); that call, or a start in
+        flight, then fails."""
+        self._killed = True
+        if self._worker is not None:
+            self._worker.stop()
 
     def close(self) -> None:
         with self._lock:
