@@ -9,7 +9,7 @@ export RUNBOOK_AWS_CLI ?= /usr/bin/aws
 
 serve:
 	@scripts/bootstrap.sh
-	$(VENV)/mkdocs serve --strict -a 127.0.0.1:8000
+	$(VENV)/mkdocs serve --strict --dirty -a 127.0.0.1:8000
 
 build:
 	@scripts/bootstrap.sh

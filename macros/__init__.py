@@ -12,7 +12,7 @@ from mkdocs.exceptions import PluginError
 from runbook.data import placeholders
 from runbook.data.load import load_cached
 from runbook.data.model import Catalog
-from runbook.site import build, escalation, render, status
+from runbook.site import build, escalation, incremental, render, status
 from runbook.site import platform_map as platform_map_mod
 
 
@@ -36,8 +36,7 @@ def define_env(env: Any) -> None:
     env.variables["environments"] = [e.name for e in cat().environments]
 
     def alarm_page(alarm_id: str) -> str:
-        c = cat()
-        return render.alarm_page(c, alarm_id, escalation.who_to_call(c, c.alarm(alarm_id).severity))
+        return incremental.alarm_markdown(cat(), alarm_id)
 
     def alarm_index() -> str:
         return render.alarm_index(cat())

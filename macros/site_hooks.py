@@ -3,17 +3,22 @@ and refuse a built site that holds a secret."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from mkdocs.exceptions import Abort, PluginError
 from mkdocs.plugins import event_priority
-from mkdocs.structure.files import File, Files, InclusionLevel
+from mkdocs.structure.files import Files, InclusionLevel
 
 from runbook.data.load import load_cached
 from runbook.data.model import Catalog
 from runbook.errors import RunbookError
-from runbook.site import render, secret_scan
+from runbook.site import incremental, render, secret_scan
+
+log = logging.getLogger("mkdocs.runbook")
+# The build of this run (module state of the hooks: mkdocs serve loads them afresh per build).
+_dirty: incremental.DirtyBuild | None = None
 
 
 class InvalidData(PluginError, Abort):
@@ -44,6 +49,7 @@ def alarms_in_nav(cat: Catalog) -> bool:
 
 @event_priority(100)  # before mkdocs-macros, whose module loads the same data and would raise with a traceback
 def on_config(config: Any) -> Any:
+    logging.getLogger("mkdocs.commands.build").addFilter(incremental.DIRTY_NOTICE)
     cat = _catalog(config)
     alarms_nav: list[Any] = [{"All alarms": "alarms/index.md"}]
     if alarms_in_nav(cat):
@@ -59,7 +65,12 @@ def on_config(config: Any) -> Any:
 
 
 def on_files(files: Files, config: Any) -> Files:
+    global _dirty
     cat = _catalog(config)
+    # What a dirty build (make serve) needs to rebuild only the alarm pages an edit changes.
+    _dirty = incremental.DirtyBuild(cat, incremental.site_key(
+        Path(config.config_file_path), Path(config.docs_dir), cat, alarms_in_nav(cat)), config.site_dir)
+    incremental.always_rebuilt(files)
     # Not in the navigation: reached from the index, the alarm's own link and search.
     inclusion = InclusionLevel.UNDEFINED if alarms_in_nav(cat) else InclusionLevel.NOT_IN_NAV
     for a in cat.alarms:
@@ -70,7 +81,9 @@ def on_files(files: Files, config: Any) -> Files:
             f'{{{{ alarm_page("{a.id}") }}}}\n'
         )
         if files.get_file_from_path(f"alarms/{a.id}.md") is None:
-            files.append(File.generated(config, f"alarms/{a.id}.md", content=stub, inclusion=inclusion))
+            page = incremental.new_alarm_file(config, a.id, stub, inclusion=inclusion)
+            page.build = _dirty
+            files.append(page)
     return files
 
 
@@ -87,7 +100,16 @@ def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
 @event_priority(-100)  # last: after the redirect pages are written, so they are scanned too
 def on_post_build(config: Any) -> None:
     """No secret in what is about to be published: docs/ pages at their own lines, then the built site."""
-    problems = secret_scan.build_problems(Path(config.docs_dir), Path(config.site_dir))
+    if _dirty is not None:
+        _dirty.merge_search_index()
+    since = _dirty.written_since() if _dirty is not None else None
+    problems = secret_scan.build_problems(Path(config.docs_dir), Path(config.site_dir), since)
     if problems:
         lines = "\n".join(str(p) for p in sorted(set(problems)))
         raise InvalidData(f"the site holds secrets (it must not be published):\n{lines}")
+    if _dirty is None:
+        return
+    _dirty.committed()
+    if _dirty.dirty:
+        log.info(f"dirty build: {len(_dirty.pending) - len(_dirty.skipped)} of {len(_dirty.pending)} "
+                 "alarm pages rebuilt, the others unchanged")

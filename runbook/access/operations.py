@@ -297,6 +297,13 @@ def _offset(starts: list[int], node: ast.expr) -> int:
 
 
 def operations(lang: str, code: str) -> list[Operation]:
-    return python_operations(code) if lang == "python" else shell_operations(code)
+    return list(_operations(lang, code))
+
+
+# The site asks for each block's calls several times per build (caution box, tab label, counts),
+# and `mkdocs serve` for every unchanged block again on each edit: parsing is the cost.
+@functools.lru_cache(maxsize=8192)
+def _operations(lang: str, code: str) -> tuple[Operation, ...]:
+    return tuple(python_operations(code) if lang == "python" else shell_operations(code))
 
 

@@ -78,11 +78,13 @@ def _from_theme(path: Path, site_dir: Path) -> bool:
         return False
 
 
-def scan_site(site_dir: Path) -> list[Finding]:
+def scan_site(site_dir: Path, since: float | None = None) -> list[Finding]:
+    """``since``: only the files written from then on (a dirty build: the rest were scanned when
+    they were written)."""
     return [
         f
         for p in _files(site_dir)
-        if not _from_theme(p, site_dir)
+        if (since is None or p.stat().st_mtime >= since) and not _from_theme(p, site_dir)
         for f in scan_file(p, heuristics=False)
     ]
 
@@ -96,10 +98,11 @@ def site_problems(site_dir: Path) -> list[Problem]:
     return [problem(f, "the built site") for f in scan_site(site_dir)]
 
 
-def build_problems(docs_dir: Path, site_dir: Path) -> list[Problem]:
-    """Secrets of a build: in docs/ at the line a person edits; in the built site only what docs/ lacks."""
+def build_problems(docs_dir: Path, site_dir: Path, since: float | None = None) -> list[Problem]:
+    """Secrets of a build: in docs/ at the line a person edits; in the built site only what docs/ lacks
+    (``since``: only the site's files written from then on)."""
     in_docs = scan_docs(docs_dir)
     known = {f.digest for f in in_docs}
     return [problem(f, "the page") for f in in_docs] + [
-        problem(f, "the built site") for f in scan_site(site_dir) if f.digest not in known
+        problem(f, "the built site") for f in scan_site(site_dir, since) if f.digest not in known
     ]
