@@ -118,3 +118,29 @@ def test_plan_close_removes_the_rendered_site_and_may_be_repeated(tmp_path: Path
     plan.close()
     plan.close()
     assert not Path(tmp.name).exists()
+
+
+def test_a_lane_keeps_to_the_environments_it_has_a_world_for() -> None:
+    from types import SimpleNamespace
+
+    envs = ["dev"] * 3 + ["prod"] * 12
+    work = gate._Work([(i, SimpleNamespace(env=env)) for i, env in enumerate(envs)])  # type: ignore[misc]
+    one: set[str] = set()
+    two: set[str] = set()
+    three: set[str] = set()
+
+    def take(worlds: set[str]) -> int | None:
+        item = work.take(worlds)
+        return None if item is None else item[0]
+
+    assert take(one) == 3  # the largest environment no lane has a world of
+    assert take(two) == 0  # then the other one, not the larger that a lane already has
+    assert (one, two) == ({"prod"}, {"dev"})
+    assert [take(two), take(two)] == [1, 2]  # its own, in the order given
+    # Its environment done, a lane joins another where enough is left: 11 for one lane.
+    assert take(two) == 4 and two == {"dev", "prod"}
+    assert take(one) == 5
+    # 9 left for two lanes: not worth a third lane's seed.
+    assert take(three) is None and three == set()
+    assert [take(one) for _ in range(9)] == list(range(6, 15))
+    assert take(one) is None and take(two) is None
