@@ -68,8 +68,8 @@ def on_files(files: Files, config: Any) -> Files:
     global _dirty
     cat = _catalog(config)
     # What a dirty build (make serve) needs to rebuild only the alarm pages an edit changes.
-    _dirty = incremental.DirtyBuild(cat, incremental.site_key(
-        Path(config.config_file_path), Path(config.docs_dir), cat, alarms_in_nav(cat)), config.site_dir)
+    key = incremental.site_key(Path(config.config_file_path), Path(config.docs_dir), cat, alarms_in_nav(cat))
+    _dirty = build = incremental.DirtyBuild(cat, key, config.site_dir)
     incremental.always_rebuilt(files)
     # Not in the navigation: reached from the index, the alarm's own link and search.
     inclusion = InclusionLevel.UNDEFINED if alarms_in_nav(cat) else InclusionLevel.NOT_IN_NAV
@@ -81,9 +81,7 @@ def on_files(files: Files, config: Any) -> Files:
             f'{{{{ alarm_page("{a.id}") }}}}\n'
         )
         if files.get_file_from_path(f"alarms/{a.id}.md") is None:
-            page = incremental.new_alarm_file(config, a.id, stub, inclusion=inclusion)
-            page.build = _dirty
-            files.append(page)
+            files.append(incremental.new_alarm_file(config, a.id, stub, build, inclusion=inclusion))
     return files
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -101,7 +100,7 @@ class _Loader:
             if required:
                 self.problems.append(Problem(Loc(shown_path(path)), "required file is missing"))
             return None
-        source, problems = _read_unchanged(path, shown_path(path))
+        source, problems = read(path, shown_path(path))
         self.problems += problems
         if source is None:
             return None
@@ -134,28 +133,6 @@ class _Loader:
     def many(self, model: type[M], folder: Path) -> list[M]:
         files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
         return [obj for p in files if (obj := self.one(model, p)) is not None]
-
-
-# Each file read in this process, by its bytes: `mkdocs serve` reloads the data on every edit,
-# and parsing is most of a load (3.5 of 5 s at 120 alarms x 3 environments), so only the files
-# that changed are parsed again. A Source is never modified after reading.
-_READ: dict[tuple[str, str], tuple[str, Source | None, list[Problem]]] = {}
-
-
-def _read_unchanged(path: Path, shown: str) -> tuple[Source | None, list[Problem]]:
-    try:
-        small = path.stat().st_size <= MAX_FILE_BYTES
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if small else ""
-    except OSError:
-        small, digest = False, ""
-    if not small:  # read() reports it (over its bound, or unreadable)
-        return read(path, shown)
-    hit = _READ.get((str(path), shown))
-    if hit is not None and hit[0] == digest:
-        return hit[1], list(hit[2])
-    source, problems = read(path, shown)
-    _READ[(str(path), shown)] = (digest, source, list(problems))
-    return source, problems
 
 
 def _data_files(root: Path) -> list[Path]:

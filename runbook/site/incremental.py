@@ -76,17 +76,17 @@ class DirtyBuild:
     """One build's view of what changed: its site key, and which alarm pages it skips."""
 
     def __init__(self, cat: Catalog, key: str, site_dir: str) -> None:
+        global _last_succeeded
         self.cat = cat
         self.key = key
         self.search_index = Path(site_dir) / SEARCH_INDEX
-        global _last_succeeded
         self.pending: dict[str, str] = {}  # digests of what this build writes, once it succeeds
         self.skipped: list[AlarmPageFile] = []
         self.started = time.time()
         self.after_success, _last_succeeded = _last_succeeded, False
-        try:  # the previous build's index: a dirty build does not clean the site
-            self.previous_search = json.loads(self.search_index.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        try:  # the previous build's index (a dirty build does not clean the site), parsed if needed
+            self.previous_search: str | None = self.search_index.read_text(encoding="utf-8")
+        except OSError:
             self.previous_search = None
 
     def digest(self, f: AlarmPageFile) -> str:
@@ -118,10 +118,11 @@ class DirtyBuild:
             return
         try:
             index = json.loads(self.search_index.read_text(encoding="utf-8"))
+            previous = json.loads(self.previous_search)
         except (OSError, ValueError):
             return
         kept = {f.url for f in self.skipped}
-        carried = [d for d in self.previous_search.get("docs", [])
+        carried = [d for d in previous.get("docs", [])
                    if str(d.get("location", "")).split("#", 1)[0] in kept]
         index["docs"] = [*index.get("docs", []), *carried]
         self.search_index.write_text(json.dumps(index, separators=(",", ":")), encoding="utf-8")
@@ -131,12 +132,10 @@ class AlarmPageFile(File):
     """A generated alarm page that a dirty build rebuilds only when what it shows changed."""
 
     alarm_id: str
-    build: DirtyBuild | None = None
+    build: DirtyBuild
     _modified: bool | None = None
 
     def is_modified(self) -> bool:
-        if self.build is None:
-            return True
         if self._modified is None:
             digest = self.build.digest(self)
             self._modified = _written.get(self.abs_dest_path) != digest or not os.path.isfile(self.abs_dest_path)
@@ -160,10 +159,11 @@ def _true() -> bool:
     return True
 
 
-def new_alarm_file(config: Any, alarm_id: str, stub: str, **kw: Any) -> AlarmPageFile:
+def new_alarm_file(config: Any, alarm_id: str, stub: str, build: DirtyBuild, **kw: Any) -> AlarmPageFile:
     f = AlarmPageFile.generated(config, f"alarms/{alarm_id}.md", content=stub, **kw)
     assert isinstance(f, AlarmPageFile)
     f.alarm_id = alarm_id
+    f.build = build
     return f
 
 
