@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runbook.errors import Loc, github_annotation
+from runbook.gate.static.cli import version_of
 
 if TYPE_CHECKING:
     from runbook.gate.run import Result
@@ -117,7 +118,7 @@ def meta(aws_cli: str, project: Path) -> dict[str, str]:
     return {
         "verified_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit,
-        "aws_cli": output([aws_cli, "--version"]).split(" ")[0],
+        "aws_cli": version_of(aws_cli),
         "moto": metadata.version("moto"),
     }
 

@@ -42,6 +42,7 @@ from runbook.gate.static.python import check_python_code
 __all__ = ["AwsCall", "StaticChecker", "StaticProblem", "find_placeholders"]
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "awscli" / "worker.py"
+HANDLER_MEMO = Path(__file__).resolve().parent.parent / "forkserver" / "cli" / "handler_memo.py"
 WORKER_TIMEOUT = 30.0  # seconds for one aws command in the worker
 WORKER_START_TIMEOUT = 60.0
 
@@ -83,11 +84,12 @@ class _Worker:
         self.killed = False  # by stop(), from another thread: no (re)start may outlive it
 
     def start(self) -> None:
-        # Its folder holds nothing but this script; the CLI's own files stay readable.
+        # Its folder holds nothing but this script; the CLI's own files and the memo it loads
+        # stay readable.
         cli_dir = Path(os.path.realpath(self.cli)).parent
         # The blocks' folders beside home hold the files a command names (file://...).
         argv = confine([self.interpreter, "-I", str(WORKER_SCRIPT)], writable=[Path(self.home).parent],
-                       readable=[WORKER_SCRIPT.parent, cli_dir])
+                       readable=[WORKER_SCRIPT.parent, HANDLER_MEMO, cli_dir])
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

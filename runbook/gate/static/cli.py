@@ -56,6 +56,13 @@ def _version(cli: str) -> tuple[bool, str]:
     return outcome
 
 
+def version_of(cli: str) -> str:
+    """The CLI's name and version (``aws-cli/2.x.y``), or "" when it did not run: asked once
+    per process (the gate found the CLI by asking the same)."""
+    ran, line = _version(cli)
+    return line.split(" ")[0] if ran else ""
+
+
 def _is_v2(version_line: str) -> bool:
     return version_line.startswith("aws-cli/2.")
 

@@ -33,9 +33,11 @@ What makes a forked child differ from a fresh ``/usr/bin/aws``, and how it is ha
 * **Anything printed while importing** would be printed by every real run and by no child:
   the zygote refuses to serve if the import or the warm-up wrote a byte to stdout or stderr.
 
-Two caches make a child faster than a fresh process without changing what it computes (both
-apply only to the first ``Loader`` a child creates, and only when its search paths are the
-ones the zygote warmed, with the same directories present):
+Three caches make a child faster than a fresh process without changing what it computes. The
+check that an event handler takes ``**kwargs`` is memoised by the handler's code
+(``handler_memo.py``; filled by the warm-up). The other two apply only to the first ``Loader``
+a child creates, and only when its search paths are the ones the zygote warmed, with the same
+directories present:
 
 * the directory scans of botocore's ``Loader`` (``list_available_services`` & co., ~2,400
   ``listdir`` calls per command, ~30 ms) start filled, as if this Loader had already made them;
@@ -57,7 +59,8 @@ and awscli only, nothing from the repository's virtualenv.
 import os
 import sys
 
-import protocol  # next to this file (sys.path[0]), before sys.path[0] becomes the CLI's
+import handler_memo  # next to this file (sys.path[0]), before sys.path[0] becomes the CLI's
+import protocol
 
 # Before anything else is imported: the real script runs with its own directory as
 # sys.path[0], never this file's (the repository's runbook/ holds modules called errors,
@@ -321,6 +324,7 @@ def _is_pure_path(value):
 def _warm_up(clidriver, preload):
     """Import and exercise the CLI as a command would (nothing runs, nothing connects), and
     prepare the Loader template children start from."""
+    handler_memo.install(sys.modules["botocore.hooks"])  # before the first driver registers
     driver = clidriver.create_clidriver()
     table = driver._get_command_table()
     driver._get_argument_table()

@@ -27,7 +27,6 @@ driver costs ~50 ms, this ~8 ms.
 
 import argparse
 import datetime
-import functools
 import gc
 import io
 import json
@@ -113,6 +112,19 @@ def _encode(value, depth=0):
     return {"$repr": repr(value)[:200]}
 
 
+def _handler_memo():
+    """The fork server's ``handler_memo`` module, by its path (this script imports nothing
+    from beside itself or the project)."""
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.normpath(os.path.join(here, "..", "..", "forkserver", "cli", "handler_memo.py"))
+    spec = importlib.util.spec_from_file_location("runbook_handler_memo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class Worker:
     def __init__(self):
         import awscli
@@ -120,7 +132,6 @@ class Worker:
         from awscli.argparser import CLIArgParser
         from awscli.clidriver import ServiceOperation
         from awscli.customizations.waiters import WaiterStateCommand
-        from botocore import compat as bc_compat
         from botocore import hooks as bc_hooks
         from botocore.awsrequest import AWSResponse
 
@@ -131,31 +142,9 @@ class Worker:
         self._AWSResponse = AWSResponse
         self._skeletons = {}
 
-        # Handler registration checks each handler's signature with inspect; thousands
-        # of registrations per driver make that the main cost. Memoise it, by the code of the
-        # function: a key holding the handler itself (a closure or a bound method of one
-        # driver) kept every driver alive, ~1 MB per command. Code objects are one per `def`.
-        cache = {}
-        original_accepts = bc_compat.accepts_kwargs
-
-        def signature_key(func):
-            f = getattr(func, "__func__", func)  # a bound method: its function
-            while isinstance(f, functools.partial):
-                f = f.func
-            code = getattr(f, "__code__", None)
-            return (code, isinstance(func, functools.partial)) if code is not None else None
-
-        def accepts_kwargs(func):
-            key = signature_key(func)
-            if key is None:  # a builtin, a class, a callable object: not worth keeping
-                return original_accepts(func)
-            try:
-                return cache[key]
-            except KeyError:
-                result = cache[key] = original_accepts(func)
-                return result
-
-        bc_hooks.accepts_kwargs = accepts_kwargs
+        # Handler registration checks each handler's signature with inspect; thousands of
+        # registrations per driver make that the main cost: memoised by the handler's code.
+        _handler_memo().install(bc_hooks)
 
         # Short "Invalid choice" message instead of the full table of choices.
         original_check = CLIArgParser._check_value
