@@ -9,6 +9,7 @@ name (an IAM role, say) gets its ARN format with only the account and region fil
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -84,6 +85,7 @@ def needs(blocks: Iterable[tuple[str, str]]) -> list[Need]:
     return found
 
 
+@functools.lru_cache(maxsize=4096)  # a few dozen ARN formats, asked for every ARN of an env
 def _matcher(fmt: str, region: str, account: str) -> re.Pattern[str]:
     fixed = {"Partition": "aws", "Region": region, "Account": account}
     return re.compile(_VAR.sub(lambda m: re.escape(fixed[m.group(1)]) if m.group(1) in fixed else ".+",

@@ -279,9 +279,29 @@ class Lane:
         self.checker = StaticChecker(self.aws_cli, start=False)
         if self.aborted:
             return
-        self.checker.start()
-        if self.sandbox is not None and not self.aborted:
-            self.sandbox.start()
+        if self.sandbox is None:
+            self.checker.start()
+            return
+        # The checker's worker starts beside the sandbox (0.8 s and 1.6 s, mostly imports in
+        # processes of their own): a run of a few blocks waits for the longer only.
+        failed: list[BaseException] = []
+
+        def start_checker() -> None:
+            assert self.checker is not None
+            try:
+                self.checker.start()
+            except BaseException as exc:  # noqa: BLE001 - raised in the lane's thread below
+                failed.append(exc)
+
+        beside = threading.Thread(target=start_checker, daemon=True)
+        beside.start()
+        try:
+            if not self.aborted:
+                self.sandbox.start()
+        finally:
+            beside.join()
+        if failed:
+            raise failed[0]
 
     def close(self) -> None:
         if self.checker is not None:
