@@ -88,8 +88,8 @@ class _Worker:
         # stay readable.
         cli_dir = Path(os.path.realpath(self.cli)).parent
         # The blocks' folders beside home hold the files a command names (file://...).
-        argv = confine([self.interpreter, "-I", str(WORKER_SCRIPT)], writable=[Path(self.home).parent],
-                       readable=[WORKER_SCRIPT.parent, HANDLER_MEMO, cli_dir])
+        argv = confine([self.interpreter, "-I", str(WORKER_SCRIPT), str(HANDLER_MEMO)],
+                       writable=[Path(self.home).parent], readable=[WORKER_SCRIPT.parent, HANDLER_MEMO, cli_dir])
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

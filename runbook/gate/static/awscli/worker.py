@@ -112,13 +112,11 @@ def _encode(value, depth=0):
     return {"$repr": repr(value)[:200]}
 
 
-def _handler_memo():
-    """The fork server's ``handler_memo`` module, by its path (this script imports nothing
-    from beside itself or the project)."""
+def _load_handler_memo(path):
+    """The fork server's ``handler_memo`` module, from the path the checker gives (this script
+    imports nothing from beside itself or the project)."""
     import importlib.util
 
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = os.path.normpath(os.path.join(here, "..", "..", "forkserver", "cli", "handler_memo.py"))
     spec = importlib.util.spec_from_file_location("runbook_handler_memo", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -126,7 +124,7 @@ def _handler_memo():
 
 
 class Worker:
-    def __init__(self):
+    def __init__(self, handler_memo):
         import awscli
         import awscli.clidriver as clidriver
         from awscli.argparser import CLIArgParser
@@ -144,7 +142,7 @@ class Worker:
 
         # Handler registration checks each handler's signature with inspect; thousands of
         # registrations per driver make that the main cost: memoised by the handler's code.
-        _handler_memo().install(bc_hooks)
+        _load_handler_memo(handler_memo).install(bc_hooks)
 
         # Short "Invalid choice" message instead of the full table of choices.
         original_check = CLIArgParser._check_value
@@ -415,6 +413,7 @@ def main():
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
     sys.stdin = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    handler_memo = sys.argv[1]  # the path of handler_memo.py
     sys.argv = ["aws"]
 
     home = tempfile.mkdtemp(prefix="gate-aws-home-")
@@ -435,7 +434,7 @@ def main():
     _harden()
 
     try:
-        worker = Worker()
+        worker = Worker(handler_memo)
     except Exception as exc:
         proto_out.write(json.dumps({"ready": False, "error": f"{type(exc).__name__}: {exc}"}) + "\n")
         proto_out.flush()
