@@ -24,6 +24,7 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 
 from runbook import world  # noqa: E402
 from runbook.data.load import load_cached  # noqa: E402
+from runbook.gate.sandbox import moto_tuning  # noqa: E402
 from runbook.site import build  # noqa: E402
 from runbook.world import seeding as world_seeding  # noqa: E402
 
@@ -40,6 +41,7 @@ def main() -> int:
     parser.add_argument("--data", default=str(ROOT / "runbook_data"))
     args = parser.parse_args()
 
+    moto_tuning.apply()  # as the gate's moto host does
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

@@ -120,3 +120,22 @@ def test_a_placeholder_left_in_a_hand_written_page_fails_the_build_located(tmp_p
     assert proc.returncode == 1
     assert "docs/notes.md:3:14: unresolved template text '{lead_handler}'" in proc.output
     assert "Traceback" not in proc.output
+
+
+def test_the_gates_markdown_only_build_renders_the_same_pages_and_still_fails_on_a_macro_error(
+        built_site: BuiltSite, tmp_path: Path) -> None:
+    from runbook.site.build import build
+
+    quick = build(ROOT / "mkdocs.yml", tmp_path / "quick", markdown_only=True)
+    assert quick.ok, quick.output
+    pages = sorted(p.relative_to(built_site.rendered_dir) for p in built_site.rendered_dir.rglob("*"))
+    assert pages and pages == sorted(p.relative_to(quick.rendered_dir) for p in quick.rendered_dir.rglob("*"))
+    for page in pages:
+        if (built_site.rendered_dir / page).is_file():
+            assert (quick.rendered_dir / page).read_bytes() == (built_site.rendered_dir / page).read_bytes(), page
+    assert not list((tmp_path / "quick" / "site").rglob("*.html"))  # no HTML, no search index
+    project = copy_project(tmp_path / "project")
+    (project / "docs" / "notes.md").write_text("# Notes\n\nThe function {lead_handler}.\n")
+    broken = build(project / "mkdocs.yml", tmp_path / "broken", markdown_only=True)
+    assert broken.returncode == 1
+    assert "docs/notes.md:3:14: unresolved template text '{lead_handler}'" in broken.output

@@ -91,7 +91,8 @@ def inputs_key(*roots: Path, extra: str = "") -> str:
     return h.hexdigest()
 
 
-def _folder(root: Path, kind: str = "catalog") -> Path:
+def folder(root: Path, kind: str = "catalog") -> Path:
+    """Where entries of `kind` are kept for the data folder `root`."""
     return root.resolve().parent / ".cache" / kind
 
 
@@ -101,26 +102,38 @@ def enabled() -> bool:
 
 def get(root: Path, digest: str, kind: str = "catalog") -> Any:
     """What `put` kept under the folder beside `root`, or None."""
+    return read(entry(root, digest, kind))
+
+
+def entry(root: Path, digest: str, kind: str = "catalog") -> Path:
+    """The file `put` keeps `digest`'s value in."""
+    return folder(root, kind) / f"{digest}.pickle"
+
+
+def read(path: Path) -> Any:
+    """The value kept in one entry's file, or None."""
     try:
-        with open(_folder(root, kind) / f"{digest}.pickle", "rb") as f:
+        with open(path, "rb") as f:
             return pickle.load(f)  # noqa: S301 - our own file, keyed by its content
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         return None
 
 
-def put(root: Path, digest: str, value: object, kind: str = "catalog") -> None:
-    folder = _folder(root, kind)
+def put(root: Path, digest: str, value: object, kind: str = "catalog", kept: int = KEPT) -> None:
+    """Keep `value` under `digest` beside `root`; the `kept` newest entries of `kind` stay."""
+    where = folder(root, kind)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{kind}.", suffix=".tmp")
+        where.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=where, prefix=f".{kind}.", suffix=".tmp")
         try:
+            os.fchmod(fd, 0o644)  # as any file the user writes: the gate's sandbox reads a catalog
             with os.fdopen(fd, "wb") as f:
                 pickle.dump(value, f, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, folder / f"{digest}.pickle")
+            os.replace(tmp, entry(root, digest, kind))
         except (OSError, pickle.PicklingError):
             Path(tmp).unlink(missing_ok=True)
             return
-        old = sorted(folder.glob("*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)[KEPT:]
+        old = sorted(where.glob("*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)[kept:]
         for path in old:
             path.unlink(missing_ok=True)
     except OSError:

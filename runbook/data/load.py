@@ -100,7 +100,7 @@ class _Loader:
             if required:
                 self.problems.append(Problem(Loc(shown_path(path)), "required file is missing"))
             return None
-        source, problems = read(path, shown_path(path))
+        source, problems = read(path, shown_path(path), keep_in=self.root)
         self.problems += problems
         if source is None:
             return None
@@ -215,14 +215,39 @@ def load_cached(root: Path | str | None = None, site_url: str | None = None) -> 
     return catalog
 
 
+# The disk cache's file of the catalog last loaded from each data folder (kept_file).
+_KEPT_FILES: dict[Path, Path] = {}
+
+
 def _load_kept(root: Path, site_url: str | None) -> Catalog:
     """`load`, or the catalog the disk cache kept for exactly these files and this code."""
     if not disk_cache.enabled() or _over_budget(root) is not None:
         return load(root, site_url)
     digest = disk_cache.key(root, site_url)
     kept = disk_cache.get(root, digest)
-    if isinstance(kept, Catalog):
-        return kept
-    catalog = load(root, site_url)  # raises on any problem: nothing is kept then
-    disk_cache.put(root, digest, catalog)
+    if not isinstance(kept, Catalog):
+        kept = load(root, site_url)  # raises on any problem: nothing is kept then
+        disk_cache.put(root, digest, kept)
+    _KEPT_FILES[root.resolve()] = disk_cache.entry(root, digest)
+    return kept
+
+
+def kept_file(root: Path | str) -> str:
+    """The file the disk cache keeps the catalog `load_cached` last gave for `root` in ("" if
+    none): the gate's sandbox, which sees the data but not the project, reads it from there
+    (`load_kept`) instead of loading the data again."""
+    path = _KEPT_FILES.get(Path(root).resolve())
+    return str(path) if path is not None and path.exists() else ""
+
+
+_READ_KEPT: dict[str, Catalog] = {}
+
+
+def load_kept(root: Path | str, kept: str = "") -> Catalog:
+    """The catalog in `kept` (a `kept_file` of root, whose name is its digest: read once per
+    process), else `load_cached(root)`."""
+    catalog = _READ_KEPT.get(kept) or (disk_cache.read(Path(kept)) if kept else None)
+    if not isinstance(catalog, Catalog):
+        return load_cached(root)
+    _READ_KEPT[kept] = catalog
     return catalog

@@ -6,16 +6,19 @@ quote in one command could be closed by a quote in the next, and the error would
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-from runbook.data import placeholders
+from runbook.data import disk_cache, placeholders
 from runbook.data.model import Catalog, Command
 from runbook.errors import Loc, Problem
 
 _LINE = re.compile(r"line (\d+): (.*)")
+DID_NOT_RUN = "bash -n did not run"
 
 
 def syntax_errors(bash: str, script: str) -> list[tuple[int, str]]:
@@ -40,11 +43,42 @@ def _bash_n(bash: str, script: str) -> tuple[int, str] | None:
     try:
         errors = syntax_errors(bash, script)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return 1, f"bash -n did not run ({type(exc).__name__})"
+        return 1, f"{DID_NOT_RUN} ({type(exc).__name__})"
     if not errors:
         return None
     line, message = errors[0]
     return line, message.replace("`", "'")
+
+
+def _checked(cat: Catalog, bash: str, texts: list[str]) -> list[tuple[int, str] | None]:
+    """`_bash_n` of each text (a few at a time). What each text gave is kept on disk for this
+    bash (disk_cache, beside the data): a load after one file changed runs bash only for the
+    commands that changed."""
+    memo = _memo_key(bash)
+    kept = disk_cache.get(cat.root, memo, "bash-n") if memo else None
+    known: dict[str, tuple[int, str] | None] = kept if isinstance(kept, dict) else {}
+    digests = [hashlib.sha256(text.encode()).hexdigest() for text in texts]
+    todo = [(d, text) for d, text in zip(digests, texts, strict=True) if d not in known]
+    if todo:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            found = dict(zip((d for d, _ in todo), pool.map(lambda item: _bash_n(bash, item[1] + "\n"), todo),
+                             strict=True))
+        fresh = {d: e for d, e in found.items() if not (e and e[1].startswith(DID_NOT_RUN))}  # asked again
+        if memo and fresh:  # this catalog's texts only: the entry does not grow with every edit
+            disk_cache.put(cat.root, memo, {d: known[d] for d in digests if d in known} | fresh, "bash-n")
+        known = known | found
+    return [known[d] for d in digests]
+
+
+def _memo_key(bash: str) -> str:
+    """The disk cache's key of one bash binary's answers; "" when the cache is off."""
+    try:
+        st = os.stat(bash)
+    except OSError:
+        return ""
+    if not disk_cache.enabled():
+        return ""
+    return disk_cache.inputs_key(extra=f"bash -n\0{bash}\0{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
 
 
 def rendered(cat: Catalog, cmd: Command, env: str) -> str:
@@ -71,8 +105,7 @@ def check(cat: Catalog, bash: str | None = None) -> list[Problem]:
                 texts.setdefault(rendered(cat, cmd, env), []).append((cmd, env))
     if not texts:
         return []
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        errors = list(pool.map(lambda text: _bash_n(bash, text + "\n"), texts))
+    errors = _checked(cat, bash, list(texts))
     failed: dict[int, tuple[Command, list[str], int, str]] = {}
     for (_text, users), error in zip(texts.items(), errors, strict=True):
         if error is None:

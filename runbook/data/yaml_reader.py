@@ -15,6 +15,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.reader import ReaderError
 
+from runbook.data import disk_cache
 from runbook.errors import Loc, Problem
 
 LOC_KEY = "__loc__"
@@ -211,10 +212,16 @@ def strings(data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, str]]:
 # and parsing is most of a load (3.5 of 5 s at 120 alarms x 3 environments), so only the files
 # that changed are parsed again. A Source is never modified after reading.
 _PARSED: dict[tuple[str, str], tuple[str, Source | None, list[Problem]]] = {}
+# Parsed files kept on disk too (disk_cache, `keep_in`): a process that loads the data after
+# one file changed (the gate, a check) parses that file only. Enough for every file of a large
+# runbook and a few versions of each.
+KEPT_PARSED = 512
 
 
-def read(path: Path, shown_as: str) -> tuple[Source | None, list[Problem]]:
-    """Parse one file; syntax errors come back as located problems instead of exceptions."""
+def read(path: Path, shown_as: str, keep_in: Path | None = None) -> tuple[Source | None, list[Problem]]:
+    """Parse one file; syntax errors come back as located problems instead of exceptions.
+
+    ``keep_in``: the data folder whose disk cache keeps what each version of the file parsed to."""
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         return None, [Problem(Loc(shown_as), f"file is {size:,} bytes: a data file holds at most "
@@ -223,8 +230,20 @@ def read(path: Path, shown_as: str) -> tuple[Source | None, list[Problem]]:
     digest = hashlib.sha256(data).hexdigest()
     hit = _PARSED.get((str(path), shown_as))
     if hit is None or hit[0] != digest:
-        hit = _PARSED[(str(path), shown_as)] = (digest, *_parse(data, shown_as))
+        hit = _PARSED[(str(path), shown_as)] = (digest, *_parse_kept(data, digest, shown_as, keep_in))
     return hit[1], list(hit[2])
+
+
+def _parse_kept(data: bytes, digest: str, shown_as: str, keep_in: Path | None) -> tuple[Source | None, list[Problem]]:
+    if keep_in is None or not disk_cache.enabled():
+        return _parse(data, shown_as)
+    key = disk_cache.inputs_key(extra=f"parsed\0{shown_as}\0{digest}")
+    kept = disk_cache.get(keep_in, key, "parsed")
+    if isinstance(kept, tuple) and len(kept) == 2:
+        return kept[0], kept[1]
+    parsed = _parse(data, shown_as)
+    disk_cache.put(keep_in, key, parsed, "parsed", kept=KEPT_PARSED)
+    return parsed
 
 
 def _parse(data: bytes, shown_as: str) -> tuple[Source | None, list[Problem]]:

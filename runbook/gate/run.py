@@ -6,17 +6,20 @@ import argparse
 import hashlib
 import json
 import os
+import queue
 import signal
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
+from typing import Any
 
 from runbook.access.check import describe
 from runbook.access.levels import Impact, impact
@@ -24,7 +27,7 @@ from runbook.access.operations import Operation, operations
 from runbook.access.policy import ROLES, denied_action, moto_policy
 from runbook.access.state import probes, state_difference
 from runbook.data import disk_cache
-from runbook.data.load import load_cached
+from runbook.data.load import kept_file, load_cached
 from runbook.data.model import Catalog
 from runbook.data.placeholders import substitute
 from runbook.errors import GateError, shown_path
@@ -34,7 +37,7 @@ from runbook.gate.cache import Cache
 from runbook.gate.sandbox.sandbox import EnvCredentials, Sandbox
 from runbook.gate.snippets import Snippet, extract_dir
 from runbook.gate.static.checker import AwsCall, StaticChecker, StaticProblem
-from runbook.gate.static.cli import find_aws_cli_v2
+from runbook.gate.static.cli import asked_for, find_aws_cli_v2
 from runbook.gate.verdict import FAILED, PASSED, Verdict, judge
 from runbook.site import build
 from runbook.site.annotation import AnnotationError
@@ -119,24 +122,52 @@ def plan(
     docs_dir: Path | None = None,
     envs: Sequence[str] | None = None,
     pages: Sequence[str] | None = None,
+    on_build: OnBuild | None = None,
 ) -> Plan:
     """Render the site and extract every block for the chosen environments and pages.
+
+    ``on_build(data_root, site_url, catalog)`` is called first when the site has to be built
+    (the rendered blocks were not kept for these files), so that lanes can start beside the
+    build (EarlyLanes); ``catalog`` is resolved once the data is loaded.
 
     A selection that leaves nothing to check is a GateError (exit 2), never an empty green:
     a ``docs_dir`` whose own pages (not the generated alarm pages) hold no executable block,
     a page glob that matches no page, or environments and pages that select no executable block.
     """
-    catalog = load_cached(mkdocs_yml.resolve().parent / "runbook_data")
-    known = [e.name for e in catalog.environments]
-    for env in envs or ():
-        if env not in known:
-            raise GateError(f"unknown environment '{env}' (known: {', '.join(known)})")
+    data_root = mkdocs_yml.resolve().parent / "runbook_data"
+    # The site's own pages are named as in the repository; another folder as given.
+    shown = "docs/" if docs_dir is None else shown_path(docs_dir) + "/"
+    digest = _plan_key(data_root, mkdocs_yml, docs_dir, shown)
+    kept = disk_cache.get(data_root, digest, "plan") if digest else None
+    if not (isinstance(kept, tuple) and len(kept) == 3):
+        kept = None
+    loaded: Future[Catalog] = Future()
     tmp = tempfile.TemporaryDirectory(prefix="runbook-gate-")
+    building: build.Building | None = None
     try:
-        return _plan(tmp, catalog, known, mkdocs_yml, docs_dir, envs, pages)
-    except BaseException:
+        if kept is None:  # the site is built beside the data's loading here (the child loads it too)
+            if on_build is not None:
+                on_build(data_root, build.site_url(mkdocs_yml), loaded)
+            building = build.start(mkdocs_yml, Path(tmp.name), docs_dir=docs_dir, markdown_only=True)
+        catalog = load_cached(data_root)
+        loaded.set_result(catalog)
+        known = [e.name for e in catalog.environments]
+        for env in envs or ():
+            if env not in known:
+                raise GateError(f"unknown environment '{env}' (known: {', '.join(known)})")
+        snippets, rendered, seconds = _rendered(catalog, known, shown, digest, kept, building)
+        return _chosen(tmp, catalog, mkdocs_yml, docs_dir, shown, snippets, rendered, seconds, envs, pages)
+    except BaseException as exc:
+        if not loaded.done():  # lanes waiting for the catalog get what stopped the plan
+            loaded.set_exception(exc)
+        if building is not None:
+            building.stop()
         tmp.cleanup()
         raise
+
+
+# Called by plan when the site has to be built: (data_root, site_url, the catalog once loaded).
+OnBuild = Callable[[Path, str, "Future[Catalog]"], None]
 
 
 def _runnable(s: Snippet) -> bool:
@@ -147,18 +178,18 @@ def _matches(page: str, pattern: str) -> bool:
     return fnmatch(page, pattern) or fnmatch(page, f"*{pattern}")
 
 
-def _plan(
+def _chosen(
     tmp: tempfile.TemporaryDirectory[str],
     catalog: Catalog,
-    known: list[str],
     mkdocs_yml: Path,
     docs_dir: Path | None,
+    shown: str,
+    snippets: list[Snippet],
+    rendered: list[str],
+    seconds: float,
     envs: Sequence[str] | None,
     pages: Sequence[str] | None,
 ) -> Plan:
-    # The site's own pages are named as in the repository; another folder as given.
-    shown = "docs/" if docs_dir is None else shown_path(docs_dir) + "/"
-    snippets, rendered, seconds = _rendered(Path(tmp.name), catalog, known, mkdocs_yml, docs_dir, shown)
     if docs_dir is not None:
         own = {f"{shown}{f.relative_to(docs_dir).as_posix()}" for f in Path(docs_dir).rglob("*.md")}
         if not any(s.page in own and _runnable(s) for s in snippets):
@@ -178,26 +209,31 @@ def _plan(
     return Plan(chosen, catalog, seconds, build.site_url(mkdocs_yml), tmp)
 
 
-def _rendered(out: Path, catalog: Catalog, known: list[str], mkdocs_yml: Path, docs_dir: Path | None,
-              shown: str) -> tuple[list[Snippet], list[str], float]:
-    """Every block of the built site and its pages' names, with the build's time. Kept on disk
-    (runbook.data.disk_cache) for the same project files, code and plugins: a re-run with nothing
-    changed does not build again (what the build printed is printed again)."""
+def _plan_key(data_root: Path, mkdocs_yml: Path, docs_dir: Path | None, shown: str) -> str:
+    """The key the rendered blocks are kept on disk by (runbook.data.disk_cache): the project's
+    files, code and plugins; "" when the disk cache is off."""
     project = mkdocs_yml.resolve().parent
     report = os.environ.get("RUNBOOK_REPORT", "")
-    roots = [mkdocs_yml, project / "docs", project / "macros", catalog.root]
+    roots = [mkdocs_yml, project / "docs", project / "macros", data_root]
     if docs_dir is not None:
         roots.append(Path(docs_dir))
     if report:
         roots.append(Path(report))
-    digest = disk_cache.inputs_key(*roots, extra=f"{shown}\0{report}") if disk_cache.enabled() else ""
-    kept = disk_cache.get(catalog.root, digest, "plan") if digest else None
-    if isinstance(kept, tuple) and len(kept) == 3:
+    return disk_cache.inputs_key(*roots, extra=f"{shown}\0{report}") if disk_cache.enabled() else ""
+
+
+def _rendered(catalog: Catalog, known: list[str], shown: str, digest: str, kept: tuple[Any, ...] | None,
+              building: build.Building | None) -> tuple[list[Snippet], list[str], float]:
+    """Every block of the built site and its pages' names, with the build's time. Kept on disk
+    for the same project files, code and plugins (`kept`, by `digest`): a re-run with nothing
+    changed does not build again (what the build printed is printed again)."""
+    if kept is not None:
         output, snippets, rendered = kept
         if output:
             print(output, file=sys.stderr)
         return snippets, rendered, 0.0
-    built = build.build(mkdocs_yml, out, docs_dir=docs_dir)
+    assert building is not None
+    built = building.wait()
     if built.output:
         print(built.output, file=sys.stderr)
     if not built.ok:
@@ -250,6 +286,17 @@ def _mutates_problem(s: Snippet, ops: list[Operation], effect: Impact) -> str | 
     return f"the block says mutates: {str(said).lower()} but it is {effect.label}: {calls}; remove `mutates`"
 
 
+def _readable(data_root: Path) -> list[Path]:
+    """What a lane's sandbox reads of the project: the data, and the folder its catalog is kept
+    in (runbook.data.load.kept_file: the sandbox does not load the data again)."""
+    kept = disk_cache.folder(data_root)
+    try:
+        kept.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only checkout: the sandbox loads the data itself
+        return [data_root]
+    return [data_root, kept]
+
+
 class Lane:
     """A static checker and (unless static-only) one sandbox with its own moto world.
 
@@ -267,41 +314,29 @@ class Lane:
         self.data_root = data_root
         self.site_url = site_url  # alarm descriptions in the world link to the pages
         self.checker: StaticChecker | None = None
-        self.sandbox: Sandbox | None = None if static_only else Sandbox(aws_cli, readable=[data_root])
+        self.sandbox: Sandbox | None = None if static_only else Sandbox(aws_cli, readable=_readable(data_root))
         self.seeded: set[str] = set()
+        # Worlds seeded before the policies were known, without on-call users yet (preseed).
+        self.preseeded: dict[str, EnvCredentials] = {}
         self.dirty = False
         self.seed_seconds = 0.0  # seeding and restoring worlds
         self.restores = 0
         self.aborted = False
 
     def start(self) -> None:
+        # Every process is started from this thread (each dies with the thread that started
+        # it: bubblewrap's --die-with-parent), all of them before any is waited for: the
+        # checker's worker and the sandbox (~0.5 s and ~0.7 s, mostly imports) start together.
+        if self.sandbox is not None:
+            self.sandbox.launch()
         # Known to abort() before its worker exists: a signal during a slow start stops it too.
         self.checker = StaticChecker(self.aws_cli, start=False)
         if self.aborted:
             return
-        if self.sandbox is None:
-            self.checker.start()
-            return
-        # The checker's worker starts beside the sandbox (0.8 s and 1.6 s, mostly imports in
-        # processes of their own): a run of a few blocks waits for the longer only.
-        failed: list[BaseException] = []
-
-        def start_checker() -> None:
-            assert self.checker is not None
-            try:
-                self.checker.start()
-            except BaseException as exc:  # noqa: BLE001 - raised in the lane's thread below
-                failed.append(exc)
-
-        beside = threading.Thread(target=start_checker, daemon=True)
-        beside.start()
-        try:
-            if not self.aborted:
-                self.sandbox.start()
-        finally:
-            beside.join()
-        if failed:
-            raise failed[0]
+        self.checker.launch()
+        if self.sandbox is not None:
+            self.sandbox.start()
+        self.checker.start()
 
     def close(self) -> None:
         if self.checker is not None:
@@ -336,19 +371,14 @@ class Lane:
             self.sandbox.thaw()  # the kept worlds, without what ran in them since
         self.dirty = False
         start = time.perf_counter()
-        if self.policies:  # seeding is the world's own doing: no access control for it
-            self.sandbox.call("runbook.world.oncall:set_auth", count="inf")
-        creds = self.sandbox.call(
-            "runbook.world:seed",
-            data_root=str(self.data_root),
-            env=env,
-            site_url=self.site_url,
-        )
-        operator = EnvCredentials(**creds)
+        # Seeding is the world's own doing: no access control for it.
+        self.sandbox.call("runbook.world.oncall:set_auth", count="inf")
+        operator = self.preseeded.pop(env, None) or self._seed(env)
         self.creds[env] = {"operator": operator}
         if self.policies:
             keys = self.sandbox.call("runbook.world.oncall:seed_oncall", data_root=str(self.data_root),
-                                     env=env, site_url=self.site_url, policies=self.policies[env])
+                                     env=env, site_url=self.site_url, policies=self.policies[env],
+                                     catalog=kept_file(self.data_root))
             for role, key in keys.items():
                 self.creds[env][role] = EnvCredentials(env, operator.account, operator.region, **key)
             self.sandbox.call("runbook.world.oncall:set_auth", count="0")
@@ -357,6 +387,24 @@ class Lane:
         self.seeded.add(env)
         self.sandbox.freeze()
         self.seed_seconds += time.perf_counter() - start
+
+    def preseed(self, env: str) -> None:
+        """Seed env's world before the on-call policies are known (while the site builds):
+        :meth:`world` adds its on-call users and keeps it. Only into a lane that keeps no
+        world yet: a kept world's template must not change behind it."""
+        assert self.sandbox is not None
+        if self.seeded or env in self.preseeded:
+            return
+        start = time.perf_counter()
+        self.sandbox.call("runbook.world.oncall:set_auth", count="inf")
+        self.preseeded[env] = self._seed(env)
+        self.seed_seconds += time.perf_counter() - start
+
+    def _seed(self, env: str) -> EnvCredentials:
+        assert self.sandbox is not None
+        creds = self.sandbox.call("runbook.world:seed", data_root=str(self.data_root), env=env,
+                                  site_url=self.site_url, catalog=kept_file(self.data_root))
+        return EnvCredentials(**creds)
 
     def use(self, env: str, role: str) -> None:
         """Sign env's next runs as `role`'s user (the operator when there are no policies)."""
@@ -479,6 +527,128 @@ class Lane:
         return base
 
 
+@dataclass(eq=False)
+class _EarlyLane:
+    """A lane of EarlyLanes: the thread it lives in, the work it is handed (None: close), and
+    whether its start and early seeding are over (`warm`)."""
+
+    lane: Lane
+    thread: threading.Thread = field(default_factory=threading.Thread)
+    jobs: queue.SimpleQueue[LaneJob | None] = field(default_factory=queue.SimpleQueue)
+    warm: threading.Event = field(default_factory=threading.Event)
+
+
+class EarlyLanes:
+    """Lanes started while the site builds, when the plan was not kept (something changed, so
+    something is likely to run): their processes start and each seeds one environment's world
+    beside the build instead of after it.
+
+    Each lane lives in a thread of its own from its start to its close, which then runs the
+    lane's share of :func:`run` (`hand_over`): the sandbox's processes die with the thread that
+    started them (bubblewrap's --die-with-parent). What a start raised is given to that work.
+    """
+
+    def __init__(self, jobs: int, static_only: bool, aws_cli: str | None = None) -> None:
+        # One core builds the site meanwhile: a lane for each of the others (one at least).
+        cpus = os.cpu_count() or 1
+        self.count = max(1, min(jobs or cpus, cpus - 1))
+        self.static_only = static_only
+        self.aws_cli = aws_cli
+        self._lock = threading.Lock()
+        self._waiting: list[_EarlyLane] = []
+        self._closed = False
+        self._begun: threading.Thread | None = None
+
+    def start(self, data_root: Path, site_url: str, catalog: Future[Catalog]) -> None:
+        """Start the lanes (plan's `on_build`) from a thread of their own, which first finds
+        the CLI (`aws --version`, ~0.6 s): the caller goes on building. Once `catalog` is
+        loaded, its environments are seeded among the lanes."""
+        with self._lock:
+            if self._closed or self._begun is not None:
+                return
+            self._begun = threading.Thread(target=self._begin, args=(data_root, site_url, catalog), daemon=True)
+            self._begun.start()
+
+    def _begin(self, data_root: Path, site_url: str, catalog: Future[Catalog]) -> None:
+        # The CLI asked for is used before `aws --version` said it is a v2 (~0.6 s): run()
+        # hands work only to lanes of the CLI it found (find_aws_cli_v2), and the others close.
+        try:
+            asked = asked_for(self.aws_cli)
+            cli = asked[0] if asked is not None else find_aws_cli_v2()
+        except GateError:
+            return  # run() finds the CLI itself and reports why it could not
+        with self._lock:
+            if self._closed:
+                return
+            for i in range(self.count):
+                early = _EarlyLane(Lane(cli, data_root, site_url, self.static_only))
+                early.thread = threading.Thread(target=self._live, args=(early, catalog, i, self.count), daemon=True)
+                self._waiting.append(early)
+                early.thread.start()
+
+    def _begin_ended(self) -> None:
+        begun = self._begun
+        if begun is not None:
+            begun.join()
+
+    @staticmethod
+    def _live(early: _EarlyLane, catalog: Future[Catalog], i: int, n: int) -> None:
+        lane, failed = early.lane, None
+        try:
+            lane.start()
+            envs = [e.name for e in catalog.result().environments]
+            for env in envs[i::n] or envs[i % len(envs):][:1]:  # until the work comes: the rest is seeded for it
+                if lane.sandbox is None or lane.aborted or not early.jobs.empty():
+                    break
+                lane.preseed(env)
+        except BaseException as exc:  # noqa: BLE001 - raised in the work handed over
+            failed = exc
+        early.warm.set()
+        job = early.jobs.get()
+        if job is None:
+            lane.close()
+        else:
+            job(lane, failed)
+
+    def ready(self, aws_cli: str) -> int:
+        """Lanes of `aws_cli` started (or starting) and not handed work yet."""
+        self._begin_ended()
+        with self._lock:
+            return sum(early.lane.aws_cli == aws_cli for early in self._waiting)
+
+    def hand_over(self, count: int, job: LaneJob, aws_cli: str) -> int:
+        """Give `job` to up to `count` lanes of `aws_cli` (each runs it in its own thread); how
+        many took it."""
+        self._begin_ended()
+        with self._lock:
+            given = [early for early in self._waiting if early.lane.aws_cli == aws_cli][:count]
+            self._waiting = [early for early in self._waiting if early not in given]
+        for early in given:
+            early.jobs.put(job)
+        return len(given)
+
+    def abort(self) -> None:
+        with self._lock:
+            for early in self._waiting:
+                early.lane.abort()
+
+    def close(self) -> None:
+        """Close every lane not handed work (after its start ended)."""
+        with self._lock:
+            self._closed = True
+        self._begin_ended()
+        with self._lock:
+            left, self._waiting = self._waiting, []
+        for early in left:
+            early.jobs.put(None)
+        for early in left:
+            early.thread.join()
+
+
+# A lane's share of run(): the lane (started) and what its start raised.
+LaneJob = Callable[["Lane", "BaseException | None"], None]
+
+
 # ------------------------------------------------------------------ the whole run
 
 
@@ -504,6 +674,13 @@ def in_shard(s: Snippet, shard: tuple[int, int] | None) -> bool:
 JOIN_MIN = 8
 
 
+def lanes_for(blocks: int, jobs: int, started: int = 0) -> int:
+    """How many lanes run `blocks` blocks: none for none (no checker, no sandbox to start),
+    at most `jobs`, and a lane more only for JOIN_MIN blocks more (its start and first seed
+    cost ~4 s), unless it was `started` already (EarlyLanes)."""
+    return min(max(1, jobs), max(blocks // JOIN_MIN, started, 1), blocks)
+
+
 class _Work:
     """The blocks still to run, by environment, in the order given. A lane keeps to the
     environments it has a world for (a seed costs 4.2 s for a lane's first world and 1.5 s for
@@ -516,6 +693,14 @@ class _Work:
             self.left.setdefault(item[1].env, deque()).append(item)
         self.lanes: Counter[str] = Counter()  # lanes with a world of each environment
         self.lock = threading.Lock()
+
+    def adopt(self, seeded: Iterable[str]) -> set[str]:
+        """The worlds a lane seeded before it took work (EarlyLanes), counted as its own."""
+        with self.lock:
+            worlds = {env for env in seeded if self.left.get(env)}
+            for env in worlds:
+                self.lanes[env] += 1
+            return worlds
 
     def take(self, worlds: set[str]) -> tuple[int, Snippet] | None:
         """The next block for a lane that has a world of ``worlds`` (updated), or None: no more
@@ -537,9 +722,11 @@ class _Work:
 
 
 def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | None = None,
-        cache: Cache | None = None, shard: tuple[int, int] | None = None) -> list[Result]:
+        cache: Cache | None = None, shard: tuple[int, int] | None = None,
+        early: EarlyLanes | None = None) -> list[Result]:
     """Every snippet's result (of the shard, if one is given), in page order. Lanes run in
-    parallel threads (one sandbox each); a block the cache holds is not run again."""
+    parallel threads (one sandbox each), the `early` ones first; a block the cache holds is
+    not run again."""
     cli = find_aws_cli_v2(aws_cli or os.environ.get("RUNBOOK_AWS_CLI"))
     results: dict[int, Result] = {}
     todo: list[tuple[int, Snippet]] = []
@@ -565,8 +752,7 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
     envs = sorted({s.env for _, s in todo if s.env in {e.name for e in p.catalog.environments}})
     blocks = {} if static_only else {env: policy_blocks(p, env) for env in envs}
     policies = {env: {role: moto_policy(p.catalog, env, role, blocks[env]) for role in ROLES} for env in blocks}
-    # No lane (no checker, no sandbox to start) when the cache answered for every block.
-    lanes_wanted = min(max(1, jobs or os.cpu_count() or 1), len(todo))
+    lanes_wanted = lanes_for(len(todo), jobs or os.cpu_count() or 1, early.ready(cli) if early is not None else 0)
     errors: list[BaseException] = []
     lanes: list[Lane] = []
     stopping = threading.Event()
@@ -576,21 +762,25 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
     # would then not wait for that lane to remove its folders.
     ended = threading.Semaphore(0)
 
-    def lane_main() -> None:
+    def lane_main(taken: Lane | None = None, failed: BaseException | None = None) -> None:
         try:
-            lane_work()
+            lane_work(taken, failed)
         finally:
             ended.release()
 
-    def lane_work() -> None:
+    def lane_work(taken: Lane | None, failed: BaseException | None) -> None:
         with registry:
-            if stopping.is_set():
-                return
-            lane = Lane(cli, p.catalog.root, p.site_url, static_only, policies)
+            lane = taken or Lane(cli, p.catalog.root, p.site_url, static_only)
+            lane.policies = policies
             lanes.append(lane)
+            if stopping.is_set():
+                lane.abort()
         try:
-            lane.start()
-            worlds: set[str] = set()  # the environments this lane has seeded
+            if failed is not None:
+                raise failed
+            if taken is None:
+                lane.start()
+            worlds = work.adopt(lane.preseeded)  # the environments this lane has seeded
             while not stopping.is_set():
                 item = work.take(worlds)
                 if item is None:
@@ -604,21 +794,24 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
         finally:
             lane.close()
 
-    threads = [threading.Thread(target=lane_main, daemon=True) for _ in range(lanes_wanted)]
+    handed = early.hand_over(lanes_wanted, lane_main, cli) if early is not None else 0
+    threads = [threading.Thread(target=lane_main, daemon=True) for _ in range(lanes_wanted - handed)]
+    done, started = 0, handed
     try:
         for t in threads:
             t.start()
-        for _ in threads:
+            started += 1
+        while done < lanes_wanted:
             ended.acquire()
+            done += 1
     except BaseException:  # interrupted (see main): stop every lane now, let each one clean up
         with registry:
             stopping.set()
         for lane in lanes:
             lane.abort()
         deadline = time.monotonic() + CLOSE_GRACE
-        for t in threads:
-            if t.ident is not None:
-                t.join(max(0.0, deadline - time.monotonic()))
+        while done < started and ended.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            done += 1
         raise
     if errors:
         raise GateError(f"the gate could not run: {type(errors[0]).__name__}: {errors[0]}")
@@ -719,6 +912,13 @@ def _interruptible() -> Iterator[None]:
             signal.signal(sig, previous)
 
 
+def _find_cli_quietly() -> None:
+    try:
+        find_aws_cli_v2(os.environ.get("RUNBOOK_AWS_CLI"))
+    except GateError:
+        pass  # reported where the CLI is needed
+
+
 def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.report:
@@ -731,10 +931,13 @@ def main(args: argparse.Namespace) -> int:
     plans: list[Plan] = []
     cache: Cache | None = None
     versions: dict[str, str] = {}  # when, at which commit, with which CLI and moto: asked once
+    # `aws --version` (~0.8 s, a process of its own) beside the plan: found once per process.
+    threading.Thread(target=_find_cli_quietly, daemon=True).start()
+    early = EarlyLanes(args.jobs or os.cpu_count() or 1, args.static_only)
     try:
         with _interruptible():
             try:
-                p = plan(args.mkdocs, args.docs, args.envs, args.pages)
+                p = plan(args.mkdocs, args.docs, args.envs, args.pages, on_build=early.start)
                 plans.append(p)
                 use_cache = not getattr(args, "no_cache", True)
                 if use_cache or args.report:
@@ -742,8 +945,12 @@ def main(args: argparse.Namespace) -> int:
                 if use_cache:
                     cache = Cache(args.cache_dir, p, versions["aws_cli"], args.static_only)
                 results = run(p, static_only=args.static_only, jobs=args.jobs, cache=cache,
-                              shard=getattr(args, "shard", None))
+                              shard=getattr(args, "shard", None), early=early)
+            except BaseException:
+                early.abort()  # an interrupt or a failure: the lanes still starting stop now
+                raise
             finally:
+                early.close()
                 for done in plans:
                     done.close()
     except _Interrupted as exc:

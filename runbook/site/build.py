@@ -19,9 +19,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from mkdocs.utils import CountHandler
 
 from runbook.errors import Loc, Problem, RunbookError
 
@@ -42,19 +45,56 @@ class Built:
         return self.returncode == 0
 
 
-def build(mkdocs_yml: Path, out: Path, *, docs_dir: Path | None = None, strict: bool = True) -> Built:
-    """Build into out/site, keeping rendered pages in out/rendered."""
+def build(mkdocs_yml: Path, out: Path, *, docs_dir: Path | None = None, strict: bool = True,
+          markdown_only: bool = False) -> Built:
+    """Build into out/site, keeping rendered pages in out/rendered.
+
+    ``markdown_only``: stop once the macros rendered every page (the gate reads the Markdown
+    only): no HTML, so neither the links of the HTML nor the theme's templates are checked (the
+    site's own build does that), and nothing is written to out/site; a warning until then (a
+    macro's) still fails a strict build."""
+    return start(mkdocs_yml, out, docs_dir=docs_dir, strict=strict, markdown_only=markdown_only).wait()
+
+
+class Building:
+    """A build under way in its child process (`start`); `wait` gives what it built."""
+
+    TIMEOUT = 600.0
+
+    def __init__(self, argv: list[str], cwd: Path, out: Path) -> None:
+        self.out = out
+        self._started = time.perf_counter()
+        self._proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def stop(self) -> None:
+        """End the build now if it still runs (its caller gave up on it)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.communicate()
+
+    def wait(self) -> Built:
+        try:
+            output, _ = self._proc.communicate(timeout=self.TIMEOUT)
+        except BaseException:  # a timeout, an interrupt: no build outlives its caller
+            self._proc.kill()
+            self._proc.wait()
+            raise
+        seconds = time.perf_counter() - self._started
+        return Built(self.out / "site", self.out / "rendered", seconds, self._proc.returncode, output.strip())
+
+
+def start(mkdocs_yml: Path, out: Path, *, docs_dir: Path | None = None, strict: bool = True,
+          markdown_only: bool = False) -> Building:
+    """`build`, started: the caller goes on while mkdocs runs."""
     argv = [sys.executable, "-m", "runbook.site.build", str(mkdocs_yml), str(out)]
     if docs_dir is not None:
         argv += ["--docs", str(Path(docs_dir).resolve())]
     if not strict:
         argv.append("--no-strict")
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=Path(mkdocs_yml).resolve().parent, env=env, capture_output=True, text=True,
-                          timeout=600)
-    seconds = time.perf_counter() - start
-    return Built(out / "site", out / "rendered", seconds, proc.returncode, (proc.stdout + proc.stderr).strip())
+    if markdown_only:
+        argv.append("--markdown-only")
+    return Building(argv, Path(mkdocs_yml).resolve().parent, out)
 
 
 # Next to a kept page of docs/ (not a generated one): the file its author edits, for the gate to
@@ -142,6 +182,32 @@ def site_url(mkdocs_yml: Path) -> str:
 # ------------------------------------------------------------------ the child
 
 
+class _PagesRendered(Exception):
+    """Raised once every page is rendered, to end a markdown-only build there."""
+
+
+def _stop_after_pages(config: Any) -> CountHandler:
+    """Keep each page's Markdown once the macros rendered it (keep_rendered) and convert
+    nothing, then end the build at mkdocs' `env` event (every page read and rendered), before
+    the theme's templates and the search index; the handler returned counts the warnings
+    logged until then (mkdocs' own strict count comes at the end)."""
+    from mkdocs.plugins import BasePlugin
+    from mkdocs.utils import CountHandler
+
+    class StopAfterPages(BasePlugin):  # type: ignore[type-arg,no-untyped-call]
+        def on_page_markdown(self, markdown: str, /, **_: Any) -> str:
+            return ""  # after the macros' (registered last): kept already, not needed as HTML
+
+        def on_env(self, env: Any, /, *, config: Any, files: Any) -> Any:
+            raise _PagesRendered
+
+    counter = CountHandler()
+    counter.setLevel(logging.WARNING)
+    logging.getLogger("mkdocs").addHandler(counter)
+    config.plugins["runbook-stop-after-pages"] = StopAfterPages()  # registered last: runs last
+    return counter
+
+
 def _child(argv: Sequence[str]) -> int:
     from mkdocs.commands.build import build as mkdocs_build
     from mkdocs.config import load_config
@@ -153,6 +219,7 @@ def _child(argv: Sequence[str]) -> int:
     p.add_argument("out", type=Path)
     p.add_argument("--docs", type=Path)
     p.add_argument("--no-strict", action="store_true")
+    p.add_argument("--markdown-only", action="store_true")
     args = p.parse_args(argv)
     # Warnings and errors, as mkdocs prints them. Not `-q`: that level also hides warnings
     # from the strict mode's counter, so `mkdocs build -q --strict` passes a warning.
@@ -168,7 +235,15 @@ def _child(argv: Sequence[str]) -> int:
         overrides["strict"] = False
     _rendered_dir = args.out / "rendered"
     try:
-        mkdocs_build(load_config(str(args.mkdocs_yml), **overrides))
+        config = load_config(str(args.mkdocs_yml), **overrides)
+        counter = _stop_after_pages(config) if args.markdown_only else None
+        try:
+            mkdocs_build(config)
+        except _PagesRendered:
+            assert counter is not None
+            if config.strict and (counts := counter.get_counts()):
+                raise MkDocsException("Aborted with " + ", ".join(f"{n} {level.lower()}s" for level, n in counts)
+                                      + " in strict mode!") from None
     except (MkDocsException, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from runbook.data.load import load_cached
+from runbook.data.load import load_cached, load_kept
 
 from .context import World
 from .seeding import seed_world
@@ -33,17 +33,17 @@ from .seeding import seed_world
 __all__ = ["seed", "seed_all", "use_lambda_without_docker"]
 
 
-def seed(endpoint_url: str, data_root: str, env: str, site_url: str) -> dict[str, str]:
+def seed(endpoint_url: str, data_root: str, env: str, site_url: str, catalog: str = "") -> dict[str, str]:
     """Create env's world in its own moto account; return {"env", "account", "region",
     "access_key_id", "secret_access_key"}: an access key moto issued inside that account.
 
     `site_url` (mkdocs.yml's, ending with a slash) is what the alarms' descriptions link to.
     Meant for a fresh (or reset) moto server: seeding the same environment twice fails on
-    the first resource that already exists.
+    the first resource that already exists. `catalog`: the file the caller's disk cache keeps
+    the data's catalog in (runbook.data.load.kept_file), read instead of loading the data.
     """
-    catalog = load_cached(data_root)
     use_lambda_without_docker(endpoint_url)
-    world = World(endpoint_url, catalog, env, site_url)
+    world = World(endpoint_url, load_kept(data_root, catalog), env, site_url)
     access_key = seed_world(world)
     return {"env": world.env.name, "account": world.env.account, "region": world.env.region, **access_key}
 

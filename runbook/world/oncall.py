@@ -12,7 +12,7 @@ import json
 import urllib.request
 from typing import Any
 
-from runbook.data.load import load_cached
+from runbook.data.load import load_kept
 
 from .context import World
 from .story import OPERATOR_USER
@@ -31,9 +31,10 @@ def set_auth(endpoint_url: str, count: str) -> None:
 
 
 def seed_oncall(endpoint_url: str, data_root: str, env: str, site_url: str,
-                policies: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
-    """A user per role ({"read": policy document, ...}) in env's account; their access keys."""
-    world = World(endpoint_url, load_cached(data_root), env, site_url)
+                policies: dict[str, dict[str, Any]], catalog: str = "") -> dict[str, dict[str, str]]:
+    """A user per role ({"read": policy document, ...}) in env's account; their access keys
+    (`catalog` as for runbook.world.seed)."""
+    world = World(endpoint_url, load_kept(data_root, catalog), env, site_url)
     iam = world.client("iam")
     # The gate's own identity (its reads of the state an undo restores) keeps every permission.
     iam.put_user_policy(UserName=OPERATOR_USER, PolicyName="gate", PolicyDocument=json.dumps(

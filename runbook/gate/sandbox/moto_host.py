@@ -213,11 +213,13 @@ def _loop(host: Host, channel: _Lines) -> None:
 
 
 def main() -> int:
+    from runbook.gate.sandbox import moto_tuning
     from runbook.gate.sandbox.moto_auth import sign_the_body_as_sent
     from runbook.gate.sandbox.processes import not_dumpable
 
     not_dumpable()  # as the worker: no command run for a snippet may reach into moto's state
     sign_the_body_as_sent()  # before access control is ever on (the gate's on-call users)
+    moto_tuning.apply()
     channel = _Lines(os.dup(0), os.dup(1))
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)

@@ -135,6 +135,8 @@ class Sandbox:
         self._lock = threading.RLock()
         self._finalizer: weakref.finalize[Any, Sandbox] | None = None
         self._killed = False
+        self._started = 0.0
+        self._init: dict[str, Any] = {}  # the init request a launched worker is sent
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -147,83 +149,97 @@ class Sandbox:
         self.close()
 
     def start(self) -> None:
+        """Start the worker (unless :meth:`launch` did) and wait until it serves."""
+        with self._lock:
+            if self._proc is None:
+                self._launch()
+            elif self.endpoint_url:
+                raise GateError("sandbox already started")
+            self._initialise()
+
+    def launch(self) -> None:
+        """Start the worker's process without waiting for it (:meth:`start` waits): whatever
+        else starts meanwhile starts beside it. The thread that launches a sandbox is the one
+        whose end ends it (bubblewrap's --die-with-parent)."""
         with self._lock:
             if self._proc is not None:
                 raise GateError("sandbox already started")
-            started = time.monotonic()
-            if not (os.path.isfile(self.aws_cli) and os.access(self.aws_cli, os.X_OK)):
-                raise GateError(f"AWS CLI not found or not executable: {self.aws_cli}")
-            level = probe_isolation()
-            if level == "none":
-                if not self.allow_no_netns:
-                    raise GateError(
-                        "cannot start a bubblewrap sandbox here (bwrap missing, or user "
-                        "namespaces not permitted): refusing to run runbook snippets outside "
-                        "one. Install bubblewrap (make test does) and allow unprivileged user "
-                        "namespaces (kernel.unprivileged_userns_clone=1, or a container "
-                        "seccomp profile that permits them), or pass allow_no_netns=True in "
-                        "tests of the other defences."
-                    )
-                warnings.warn("sandbox WITHOUT any isolation (allow_no_netns=True)",
-                              SandboxWarning, stacklevel=2)
-            self.isolation = level
+            self._launch()
 
-            if self._given_workdir is not None:
-                self.workdir = self._given_workdir
-                self.workdir.mkdir(parents=True, exist_ok=True)
-                owned = False
-            else:
-                self.workdir = Path(tempfile.mkdtemp(prefix="runbook-sandbox-"))
-                owned = True
-            workdir = self.workdir = self.workdir.resolve()
-            confined = level == "full"
-            state = STATE if confined else workdir  # the worker's view of workdir
-            for sub in ("worker-home", "worker-tmp"):
-                (workdir / sub).mkdir(exist_ok=True)
-
-            python = sys.executable
-            env = {
-                **environment.base(SEARCH_PATH, str(state / "worker-home")),
-                "TMPDIR": str(state / "worker-tmp"),
-                "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *self.python_path]),
-                "PYTHONDONTWRITEBYTECODE": "1",
-                # For boto3 clients made by call() targets: moto's keys, never the host's.
-                **environment.MOTO_TEST_CREDENTIALS,
-                **environment.NO_CONFIG_FILES,
-                **environment.LOOPBACK_NO_PROXY,
-            }
-            argv = [python, "-m", "runbook.gate.sandbox.worker"]
-            if confined:
-                argv = confine(argv, readable=[*python_paths(self.python_path), *self.readable],
-                               binds=[(workdir, STATE)], tmp_size=SCRATCH_BYTES)
-
-            log = self._log = open(workdir / "worker.log", "ab")  # noqa: SIM115
-            try:
-                proc = self._proc = subprocess.Popen(
-                    argv, env=env, cwd=str(workdir), stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+    def _launch(self) -> None:
+        self._started = time.monotonic()
+        if not (os.path.isfile(self.aws_cli) and os.access(self.aws_cli, os.X_OK)):
+            raise GateError(f"AWS CLI not found or not executable: {self.aws_cli}")
+        level = probe_isolation()
+        if level == "none":
+            if not self.allow_no_netns:
+                raise GateError(
+                    "cannot start a bubblewrap sandbox here (bwrap missing, or user "
+                    "namespaces not permitted): refusing to run runbook snippets outside "
+                    "one. Install bubblewrap (make test does) and allow unprivileged user "
+                    "namespaces (kernel.unprivileged_userns_clone=1, or a container "
+                    "seccomp profile that permits them), or pass allow_no_netns=True in "
+                    "tests of the other defences."
                 )
-            except OSError as exc:
-                log.close()
-                raise GateError(f"cannot start the sandbox worker: {exc}") from exc
-            if self._killed:  # kill() came while we were starting
-                killpg(proc.pid, signal.SIGKILL)
-            self._channel = JsonLinesClient(proc)
-            self._finalizer = weakref.finalize(
-                self, _cleanup, proc, log, workdir if owned else None
+            warnings.warn("sandbox WITHOUT any isolation (allow_no_netns=True)",
+                          SandboxWarning, stacklevel=2)
+        self.isolation = level
+
+        if self._given_workdir is not None:
+            self.workdir = self._given_workdir
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            owned = False
+        else:
+            self.workdir = Path(tempfile.mkdtemp(prefix="runbook-sandbox-"))
+            owned = True
+        workdir = self.workdir = self.workdir.resolve()
+        confined = level == "full"
+        state = STATE if confined else workdir  # the worker's view of workdir
+        for sub in ("worker-home", "worker-tmp"):
+            (workdir / sub).mkdir(exist_ok=True)
+
+        python = sys.executable
+        env = {
+            **environment.base(SEARCH_PATH, str(state / "worker-home")),
+            "TMPDIR": str(state / "worker-tmp"),
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *self.python_path]),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            # For boto3 clients made by call() targets: moto's keys, never the host's.
+            **environment.MOTO_TEST_CREDENTIALS,
+            **environment.NO_CONFIG_FILES,
+            **environment.LOOPBACK_NO_PROXY,
+        }
+        argv = [python, "-m", "runbook.gate.sandbox.worker"]
+        if confined:
+            argv = confine(argv, readable=[*python_paths(self.python_path), *self.readable],
+                           binds=[(workdir, STATE)], tmp_size=SCRATCH_BYTES)
+
+        log = self._log = open(workdir / "worker.log", "ab")  # noqa: SIM115
+        try:
+            proc = self._proc = subprocess.Popen(
+                argv, env=env, cwd=str(workdir), stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=log, start_new_session=True,
             )
-            try:
-                info = self._request(
-                    {"op": "init", "base": str(state), "aws_cli": self.aws_cli,
-                     "confined": confined, "fast_cli": self.fast_cli,
-                     "scratch": "/tmp" if confined else str(workdir / "scratch")},
-                    timeout=60,
-                )
-            except GateError:
-                self.close()
-                raise
-            self.endpoint_url = info["endpoint_url"]
-            self.start_seconds = time.monotonic() - started
+        except OSError as exc:
+            log.close()
+            raise GateError(f"cannot start the sandbox worker: {exc}") from exc
+        if self._killed:  # kill() came while we were starting
+            killpg(proc.pid, signal.SIGKILL)
+        self._channel = JsonLinesClient(proc)
+        self._finalizer = weakref.finalize(
+            self, _cleanup, proc, log, workdir if owned else None
+        )
+        self._init = {"op": "init", "base": str(state), "aws_cli": self.aws_cli, "confined": confined,
+                      "fast_cli": self.fast_cli, "scratch": "/tmp" if confined else str(workdir / "scratch")}
+
+    def _initialise(self) -> None:
+        try:
+            info = self._request(self._init, timeout=60)
+        except GateError:
+            self.close()
+            raise
+        self.endpoint_url = info["endpoint_url"]
+        self.start_seconds = time.monotonic() - self._started
 
     def close(self) -> None:
         with self._lock:

@@ -84,6 +84,12 @@ class _Worker:
         self.killed = False  # by stop(), from another thread: no (re)start may outlive it
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the process (it dies with the thread that starts it: bubblewrap's
+        --die-with-parent); `wait_ready` waits for it."""
         # Its folder holds nothing but this script; the CLI's own files and the memo it loads
         # stay readable.
         cli_dir = Path(os.path.realpath(self.cli)).parent
@@ -99,6 +105,8 @@ class _Worker:
         if self.killed:  # stop() came while the process was being made
             self.stop()
         self._channel = JsonLinesClient(self.proc)
+
+    def wait_ready(self) -> None:
         line = self._readline(WORKER_START_TIMEOUT)
         if line is None:
             self.kill()
@@ -205,10 +213,23 @@ class StaticChecker:
             self.start()
 
     def start(self) -> None:
+        if self._worker is None:
+            self.launch()
+        assert self._worker is not None
+        try:
+            self._worker.wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def launch(self) -> None:
+        """Start the CLI worker's process without waiting for it (`start` waits): whatever else
+        starts meanwhile starts beside it. The thread that launches it is the one whose end
+        ends it (bubblewrap's --die-with-parent)."""
         worker = self._worker = _Worker(self.interpreter, str(self._root / "home"), self.aws_cli)
         worker.killed = self._killed  # kill() may have come before the worker existed
         try:
-            worker.start()
+            worker.launch()
         except BaseException:
             self.close()
             raise

@@ -6,11 +6,12 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 
 from runbook.errors import GateError
 from runbook.gate.sandbox import environment
 
-__all__ = ["cli_interpreter", "find_aws_cli_v2", "python_shebang", "scratch_env"]
+__all__ = ["asked_for", "cli_interpreter", "find_aws_cli_v2", "python_shebang", "scratch_env"]
 
 
 def scratch_env(home: str) -> dict[str, str]:
@@ -27,6 +28,7 @@ FALLBACK_AWS_CLI = "/usr/bin/aws"
 _VERSION_TIMEOUT = 60.0  # seconds for one `aws --version` (a cold CLI v2 takes ~0.5 s)
 # The first line `--version` printed, per file version: each CLI is probed once per process.
 _VERSIONS: dict[tuple[str, int, int], tuple[bool, str]] = {}
+_VERSIONS_LOCK = threading.Lock()  # a second asker waits for the probe in flight (run.main's)
 
 
 def _version(cli: str) -> tuple[bool, str]:
@@ -37,8 +39,13 @@ def _version(cli: str) -> tuple[bool, str]:
     except OSError as exc:
         return False, f"cannot stat it: {exc.strerror or exc}"
     key = (cli, stat.st_mtime_ns, stat.st_size)
-    if key in _VERSIONS:  # `aws --version` costs ~0.5 s: once per process
-        return _VERSIONS[key]
+    with _VERSIONS_LOCK:
+        if key in _VERSIONS:  # `aws --version` costs ~0.5 s: once per process
+            return _VERSIONS[key]
+        return _probe(cli, key)
+
+
+def _probe(cli: str, key: tuple[str, int, int]) -> tuple[bool, str]:
     with tempfile.TemporaryDirectory(prefix="gate-aws-version-") as home:
         env = dict(os.environ)  # a pyenv shim needs the caller's PATH and PYENV_*
         env.update({k: v for k, v in scratch_env(home).items() if k != "PATH"})
@@ -99,18 +106,15 @@ def _discover() -> str:
     raise GateError(f"no AWS CLI v2 found: tried {', '.join(tried)}; the gate needs aws-cli/2.x: {how}")
 
 
-def find_aws_cli_v2(explicit: str | None = None) -> str:
-    """Path of the AWS CLI v2 to validate with: ``explicit``, else ``$RUNBOOK_AWS_CLI``, else
-    the first of every ``aws`` on PATH (in PATH order) and then /usr/bin/aws that says
-    aws-cli/2. A CLI that was asked for (``explicit`` or ``$RUNBOOK_AWS_CLI``) is used or
-    refused, never replaced: GateError unless it runs and says aws-cli/2. With nothing asked
-    for, GateError only if no candidate is a v2, naming each one tried and its version."""
+def asked_for(explicit: str | None = None) -> tuple[str, str] | None:
+    """The executable of the CLI asked for (``explicit``, else ``$RUNBOOK_AWS_CLI``) and where
+    it was asked, not yet run; None when none was asked for; GateError if it is not there."""
     source = "argument"
     cli = explicit
     if not cli:
         cli, source = os.environ.get("RUNBOOK_AWS_CLI") or None, "RUNBOOK_AWS_CLI"
     if not cli:
-        return _discover()
+        return None
     if os.sep not in cli:
         found = shutil.which(cli)
         if not found:
@@ -118,6 +122,19 @@ def find_aws_cli_v2(explicit: str | None = None) -> str:
         cli = found
     if not os.path.isfile(cli) or not os.access(cli, os.X_OK):
         raise GateError(f"AWS CLI {cli!r} (from {source}) does not exist or is not executable")
+    return cli, source
+
+
+def find_aws_cli_v2(explicit: str | None = None) -> str:
+    """Path of the AWS CLI v2 to validate with: ``explicit``, else ``$RUNBOOK_AWS_CLI``, else
+    the first of every ``aws`` on PATH (in PATH order) and then /usr/bin/aws that says
+    aws-cli/2. A CLI that was asked for (``explicit`` or ``$RUNBOOK_AWS_CLI``) is used or
+    refused, never replaced: GateError unless it runs and says aws-cli/2. With nothing asked
+    for, GateError only if no candidate is a v2, naming each one tried and its version."""
+    asked = asked_for(explicit)
+    if asked is None:
+        return _discover()
+    cli, source = asked
     ran, version = _version(cli)
     if not ran:
         raise GateError(version)
