@@ -145,12 +145,12 @@ def plan(
     tmp = tempfile.TemporaryDirectory(prefix="runbook-gate-")
     building: build.Building | None = None
     try:
-        if kept is None:  # the site is built beside the data's loading here (the child loads it too)
-            if on_build is not None:
-                on_build(data_root, build.site_url(mkdocs_yml), loaded)
-            building = build.start(mkdocs_yml, Path(tmp.name), docs_dir=docs_dir, markdown_only=True)
+        if kept is None and on_build is not None:
+            on_build(data_root, build.site_url(mkdocs_yml), loaded)
         catalog = load_cached(data_root)
         loaded.set_result(catalog)
+        if kept is None:  # after the data's loading: the build's child takes the catalog it kept
+            building = build.start(mkdocs_yml, Path(tmp.name), docs_dir=docs_dir, markdown_only=True)
         known = [e.name for e in catalog.environments]
         for env in envs or ():
             if env not in known:
@@ -633,13 +633,15 @@ class EarlyLanes:
                 early.lane.abort()
 
     def close(self) -> None:
-        """Close every lane not handed work (after its start ended)."""
+        """Stop and close every lane not handed work (nothing ran in them: a seed under way is
+        not waited for)."""
         with self._lock:
             self._closed = True
         self._begin_ended()
         with self._lock:
             left, self._waiting = self._waiting, []
         for early in left:
+            early.lane.abort()
             early.jobs.put(None)
         for early in left:
             early.thread.join()
