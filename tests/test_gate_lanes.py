@@ -143,3 +143,18 @@ def test_moto_tuning_keeps_what_moto_would_have_read_again() -> None:
     loader = moto.core.utils.create_loader()
     assert moto.core.utils.create_loader() is loader
     assert moto.core.utils.get_service_model("sqs").operation_model("ListQueues").name == "ListQueues"
+
+
+def test_early_lanes_seed_only_the_environments_asked_for() -> None:
+    require_isolation()
+    cli = require_aws_cli()
+    early = gate.EarlyLanes(1, static_only=False, aws_cli=cli, envs=["prod"])
+    loaded: Future = Future()
+    early.start(DATA, "https://example.invalid/", loaded)
+    loaded.set_result(load_cached(DATA))
+    early._begin_ended()
+    [waiting] = early._waiting
+    assert waiting.warm.wait(120)
+    assert set(waiting.lane.preseeded) == {"prod"}
+    early.close()
+    assert not waiting.thread.is_alive()

@@ -548,12 +548,14 @@ class EarlyLanes:
     started them (bubblewrap's --die-with-parent). What a start raised is given to that work.
     """
 
-    def __init__(self, jobs: int, static_only: bool, aws_cli: str | None = None) -> None:
+    def __init__(self, jobs: int, static_only: bool, aws_cli: str | None = None,
+                 envs: Sequence[str] | None = None) -> None:
         # One core builds the site meanwhile: a lane for each of the others (one at least).
         cpus = os.cpu_count() or 1
         self.count = max(1, min(jobs or cpus, cpus - 1))
         self.static_only = static_only
         self.aws_cli = aws_cli
+        self.envs = set(envs or ())  # the environments asked for (--env); none: all
         self._lock = threading.Lock()
         self._waiting: list[_EarlyLane] = []
         self._closed = False
@@ -591,13 +593,12 @@ class EarlyLanes:
         if begun is not None:
             begun.join()
 
-    @staticmethod
-    def _live(early: _EarlyLane, catalog: Future[Catalog], i: int, n: int) -> None:
+    def _live(self, early: _EarlyLane, catalog: Future[Catalog], i: int, n: int) -> None:
         lane, failed = early.lane, None
         try:
             lane.start()
-            envs = [e.name for e in catalog.result().environments]
-            for env in envs[i::n] or envs[i % len(envs):][:1]:  # until the work comes: the rest is seeded for it
+            envs = [e.name for e in catalog.result().environments if not self.envs or e.name in self.envs]
+            for env in envs[i::n] or envs[i % max(1, len(envs)):][:1]:  # until the work comes: the rest then
                 if lane.sandbox is None or lane.aborted or not early.jobs.empty():
                     break
                 lane.preseed(env)
@@ -935,7 +936,7 @@ def main(args: argparse.Namespace) -> int:
     versions: dict[str, str] = {}  # when, at which commit, with which CLI and moto: asked once
     # `aws --version` (~0.8 s, a process of its own) beside the plan: found once per process.
     threading.Thread(target=_find_cli_quietly, daemon=True).start()
-    early = EarlyLanes(args.jobs or os.cpu_count() or 1, args.static_only)
+    early = EarlyLanes(args.jobs or os.cpu_count() or 1, args.static_only, envs=args.envs)
     try:
         with _interruptible():
             try:
