@@ -274,3 +274,24 @@ def test_busybox_replays_each_tool_call_and_catches_what_the_rules_miss(checker)
     # What both take passes.
     for code in ("date +%s", "date -u +%Y-%m-%dT%H:%M:%SZ", "echo a | grep -E '[a]'", "TZ=UTC+24 date +%Y-%m-%d"):
         assert checker.check_shell(code)[0] == [], code
+
+
+def test_an_argv_busybox_answered_is_not_replayed_again(checker, monkeypatch) -> None:
+    """The same argv gets the same answer (empty stdin, empty folder): a block whose calls were
+    all replayed before starts no replay, and reports the same."""
+    from runbook.gate.static import userland
+
+    monkeypatch.setattr(userland, "_ANSWERS", {})
+    replays: list[list[tuple[str, ...]]] = []
+    real = userland._replay
+    monkeypatch.setattr(userland, "_replay", lambda argvs, scratch: replays.append(argvs) or real(argvs, scratch))
+    code = "date --rfc-email\ndate +%s\ndate --rfc-email"
+    first, _ = checker.check_shell(code)
+    assert [p.line for p in first] == [1, 3] and "busybox:" in first[0].message
+    assert replays == [[("date", "--rfc-email"), ("date", "+%s")]]  # each argv once
+    assert checker.check_shell(code)[0] == first and len(replays) == 1  # answered: no replay
+    checker.check_shell("date +%s\nsed -z 's/a/b/' /dev/null")
+    assert replays[1] == [("sed", "-z", "s/a/b/", "/dev/null")]  # only what is new
+    monkeypatch.setattr(userland, "MAX_ANSWERS", 1)
+    checker.check_shell("grep -E a /dev/null")
+    assert len(userland._ANSWERS) <= 2  # bounded: emptied when full

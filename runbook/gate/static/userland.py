@@ -28,6 +28,12 @@ _REJECTS = re.compile(r"invalid option|unrecognized|unknown option|invalid date|
                       r"invalid argument|bad date")
 _TIMEOUT = 2  # seconds per call
 MAX_REPLAYS = 50
+# What busybox said of each argv replayed in this process (its rejection, or None): a replay
+# has an empty stdin and an empty folder, so the same argv gets the same answer, and a block
+# whose calls were all replayed before needs no sandbox (a third of a static check). Bounded:
+# emptied when full.
+_ANSWERS: dict[tuple[str, ...], str | None] = {}
+MAX_ANSWERS = 4096
 
 
 def rejections(tools: list[tuple[int, tuple[str, ...]]], scratch: Path) -> list[tuple[int, str]]:
@@ -36,10 +42,30 @@ def rejections(tools: list[tuple[int, tuple[str, ...]]], scratch: Path) -> list[
     calls = [(line, argv) for line, argv in tools if not portable.argv_findings(argv)][:MAX_REPLAYS]
     if BUSYBOX is None or not calls:
         return []
+    answers = {argv: _ANSWERS[argv] for _, argv in calls if argv in _ANSWERS}
+    todo = list(dict.fromkeys(argv for _, argv in calls if argv not in answers))
+    if todo:
+        replayed = _replay(todo, scratch)
+        if replayed is None:  # timed out: nothing is known, nothing is reported (as before)
+            return []
+        if len(_ANSWERS) + len(replayed) > MAX_ANSWERS:
+            _ANSWERS.clear()
+        _ANSWERS.update(replayed)
+        answers.update(replayed)
+    return [(line, f"`{shlex.join(call)}` is rejected by another userland (busybox: {answers[call]}): "
+                   "write it so that GNU and BSD/macOS tools both take it, or give the command "
+                   "`gnu_only: <reason>`")
+            for line, call in calls if answers[call] is not None]
+
+
+def _replay(argvs: list[tuple[str, ...]], scratch: Path) -> dict[tuple[str, ...], str | None] | None:
+    """What busybox says of each argv, in one limited run inside the sandbox; None if that run
+    did not end in time."""
+    assert BUSYBOX is not None
     work = scratch / "busybox"
     work.mkdir()
     lines = [f"cd {shlex.quote(str(work))} || exit 1"]
-    for i, (_, argv) in enumerate(calls):
+    for i, argv in enumerate(argvs):
         lines.append(f"{BUSYBOX} timeout {_TIMEOUT} {BUSYBOX} {shlex.join(argv)} </dev/null >/dev/null "
                      f"2>{work}/err.{i}; echo $? >{work}/rc.{i}")
     script = scratch / "busybox.sh"
@@ -48,16 +74,13 @@ def rejections(tools: list[tuple[int, tuple[str, ...]]], scratch: Path) -> list[
                   readable=[script])
     try:
         subprocess.run(run, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=_TIMEOUT * len(calls) + 10, start_new_session=True)
+                       timeout=_TIMEOUT * len(argvs) + 10, start_new_session=True)
     except subprocess.TimeoutExpired:
-        return []
-    found: list[tuple[int, str]] = []
-    for i, (line, call) in enumerate(calls):
+        return None
+    answers: dict[tuple[str, ...], str | None] = {}
+    for i, argv in enumerate(argvs):
         err = (work / f"err.{i}").read_text(errors="replace") if (work / f"err.{i}").exists() else ""
         rc = (work / f"rc.{i}").read_text().strip() if (work / f"rc.{i}").exists() else ""
         first = next((x.strip() for x in err.splitlines() if _REJECTS.search(x)), None)
-        if rc not in ("", "0") and first:
-            found.append((line, f"`{shlex.join(call)}` is rejected by another userland (busybox: {first[:200]}): "
-                                "write it so that GNU and BSD/macOS tools both take it, or give the command "
-                                "`gnu_only: <reason>`"))
-    return found
+        answers[argv] = first[:200] if rc not in ("", "0") and first else None
+    return answers
