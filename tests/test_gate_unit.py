@@ -96,6 +96,30 @@ def test_run_reports_non_runnable_blocks_as_skipped_with_their_reason() -> None:
     ]
 
 
+@pytest.mark.requires_aws_cli
+def test_a_lane_that_ends_without_checking_its_blocks_is_never_a_green(monkeypatch) -> None:
+    """A lane that dies of what it cannot report (not an Exception) leaves blocks without a
+    result: the run is a gate error, not a shorter list of passes."""
+    import threading
+
+    def dies(self, p, s, static_only):  # type: ignore[no-untyped-def]
+        raise SystemExit("the lane ended")
+
+    died: list[type[BaseException] | None] = []
+    hooked = threading.Event()  # the lane's thread ends after it told run() it ended
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        died.append(args.exc_type)
+        hooked.set()
+
+    monkeypatch.setattr(threading, "excepthook", hook)
+    monkeypatch.setattr(gate.Lane, "check", dies)
+    snippets = [Snippet("docs/p.md", 3, "dev", "bash", "true\n")]
+    with pytest.raises(gate.GateError, match=r"1 block\(s\) were not checked, the first docs/p.md:3 \[dev\]"):
+        gate.run(_plan(snippets), static_only=True, jobs=1, aws_cli=aws_cli_path())
+    assert hooked.wait(30) and died == [SystemExit]
+
+
 def test_tier_line_counts_what_was_run_per_environment() -> None:
     results = [
         gate.Result("docs/p.md", 1, "dev", "exec", "passed", "true", zsh=True),

@@ -818,6 +818,10 @@ def run(p: Plan, *, static_only: bool = False, jobs: int = 0, aws_cli: str | Non
         raise
     if errors:
         raise GateError(f"the gate could not run: {type(errors[0]).__name__}: {errors[0]}")
+    missing = [s for i, s in todo if i not in results]
+    if missing:  # a lane ended without an error it could report: never a green with blocks left out
+        raise GateError(f"the gate could not run: {len(missing)} block(s) were not checked, the first "
+                        f"{missing[0].page}:{missing[0].line} [{missing[0].env}]")
     for i, r in results.items():  # the key the site's status lines look results up by
         r.digest = block_digest(p.snippets[i].env, p.snippets[i].text)
     return [results[i] for i in sorted(results)]
