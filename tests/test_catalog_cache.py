@@ -84,16 +84,21 @@ def test_off_switch_and_an_unusable_cache_only_cost_time(data: Path, monkeypatch
     assert load_mod.load_cached(data, "x").alarms and len(reads) == 1
 
 
+def _gate_project(dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy of the project (its code too: the plan's key holds it), the disk cache on, no report."""
+    for name in ("docs", "macros", "runbook_data", "runbook"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "mkdocs.yml", dest / "mkdocs.yml")
+    monkeypatch.setenv("RUNBOOK_CATALOG_CACHE", "1")
+    monkeypatch.delenv("RUNBOOK_REPORT", raising=False)
+
+
 def test_the_gate_builds_again_only_when_an_input_changed(tmp_path: Path, monkeypatch) -> None:
     """The gate's rendered blocks are kept: a re-run with nothing changed does not build the site."""
     from runbook.gate import run as gate
     from runbook.site import build
 
-    for name in ("docs", "macros", "runbook_data", "runbook"):
-        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
-    monkeypatch.setenv("RUNBOOK_CATALOG_CACHE", "1")
-    monkeypatch.delenv("RUNBOOK_REPORT", raising=False)
+    _gate_project(tmp_path, monkeypatch)
     builds: list[Path] = []
     real = build.start
 
@@ -179,11 +184,7 @@ def test_the_plan_says_when_it_builds_and_hands_over_the_catalog(tmp_path: Path,
 
     from runbook.gate import run as gate
 
-    for name in ("docs", "macros", "runbook_data", "runbook"):
-        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
-    monkeypatch.setenv("RUNBOOK_CATALOG_CACHE", "1")
-    monkeypatch.delenv("RUNBOOK_REPORT", raising=False)
+    _gate_project(tmp_path, monkeypatch)
     calls: list[tuple[Path, str, Future]] = []
 
     def plan() -> gate.Plan:

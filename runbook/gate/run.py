@@ -141,12 +141,13 @@ def plan(
     kept = disk_cache.get(data_root, digest, "plan") if digest else None
     if not (isinstance(kept, tuple) and len(kept) == 3):
         kept = None
+    site_url = build.site_url(mkdocs_yml)
     loaded: Future[Catalog] = Future()
     tmp = tempfile.TemporaryDirectory(prefix="runbook-gate-")
     building: build.Building | None = None
     try:
         if kept is None and on_build is not None:
-            on_build(data_root, build.site_url(mkdocs_yml), loaded)
+            on_build(data_root, site_url, loaded)
         catalog = load_cached(data_root)
         loaded.set_result(catalog)
         if kept is None:  # after the data's loading: the build's child takes the catalog it kept
@@ -156,7 +157,7 @@ def plan(
             if env not in known:
                 raise GateError(f"unknown environment '{env}' (known: {', '.join(known)})")
         snippets, rendered, seconds = _rendered(catalog, known, shown, digest, kept, building)
-        return _chosen(tmp, catalog, mkdocs_yml, docs_dir, shown, snippets, rendered, seconds, envs, pages)
+        return _chosen(tmp, catalog, site_url, docs_dir, shown, snippets, rendered, seconds, envs, pages)
     except BaseException as exc:
         if not loaded.done():  # lanes waiting for the catalog get what stopped the plan
             loaded.set_exception(exc)
@@ -181,7 +182,7 @@ def _matches(page: str, pattern: str) -> bool:
 def _chosen(
     tmp: tempfile.TemporaryDirectory[str],
     catalog: Catalog,
-    mkdocs_yml: Path,
+    site_url: str,
     docs_dir: Path | None,
     shown: str,
     snippets: list[Snippet],
@@ -206,7 +207,7 @@ def _chosen(
     if not any(_runnable(s) for s in chosen):
         selection = [f"--env {e}" for e in envs or ()] + [f"--page {p!r}" for p in pages or ()]
         raise GateError(f"no executable block selected by {' '.join(selection) or 'the site'}")
-    return Plan(chosen, catalog, seconds, build.site_url(mkdocs_yml), tmp)
+    return Plan(chosen, catalog, seconds, site_url, tmp)
 
 
 def _plan_key(data_root: Path, mkdocs_yml: Path, docs_dir: Path | None, shown: str) -> str:

@@ -77,8 +77,7 @@ class Building:
         try:
             output, _ = self._proc.communicate(timeout=self.TIMEOUT)
         except BaseException:  # a timeout, an interrupt: no build outlives its caller
-            self._proc.kill()
-            self._proc.wait()
+            self.stop()
             raise
         seconds = time.perf_counter() - self._started
         return Built(self.out / "site", self.out / "rendered", seconds, self._proc.returncode, output.strip())
